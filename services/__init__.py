@@ -1,0 +1,1 @@
+"""Waybill's five services and the plumbing they share (`services.common`)."""

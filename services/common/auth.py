@@ -1,0 +1,152 @@
+"""JWT bearer auth: who is calling, and which objects they may see.
+
+Roles: `coordinator` and `ops` see everything, `service` is another Waybill
+process, `customer` carries a `customer_id` claim and sees only its own objects,
+`supplier` carries a `supplier_id` claim and sees only its own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.common.problems import Forbidden, NotFound, Unauthorized
+
+
+class Role(StrEnum):
+    COORDINATOR = "coordinator"
+    CUSTOMER = "customer"
+    SUPPLIER = "supplier"
+    OPS = "ops"
+    SERVICE = "service"
+
+
+STAFF = (Role.COORDINATOR, Role.OPS, Role.SERVICE)
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    subject: str
+    role: Role
+    customer_id: str | None = None
+    supplier_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF
+
+    def may_see_customer(self, customer_id: str) -> bool:
+        return self.is_staff or (self.role is Role.CUSTOMER and self.customer_id == customer_id)
+
+    def may_see_supplier(self, supplier_id: str) -> bool:
+        return self.is_staff or (self.role is Role.SUPPLIER and self.supplier_id == supplier_id)
+
+    def ensure_customer(self, customer_id: str, what: str = "resource") -> None:
+        """404 (not 403) so a customer cannot probe which ids exist."""
+        if not self.may_see_customer(customer_id):
+            raise NotFound(f"{what} not found")
+
+    def ensure_supplier(self, supplier_id: str, what: str = "resource") -> None:
+        if not self.may_see_supplier(supplier_id):
+            raise NotFound(f"{what} not found")
+
+
+def issue_token(
+    secret: str,
+    role: Role | str,
+    *,
+    subject: str | None = None,
+    customer_id: str | None = None,
+    supplier_id: str | None = None,
+    ttl_seconds: int = 12 * 3600,
+    issuer: str = "waybill",
+) -> str:
+    """A signed bearer token for `role` (customer/supplier roles need their id claim)."""
+    role = Role(role)
+    if role is Role.CUSTOMER and not customer_id:
+        raise ValueError("a customer token needs customer_id")
+    if role is Role.SUPPLIER and not supplier_id:
+        raise ValueError("a supplier token needs supplier_id")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject or customer_id or supplier_id or f"{role.value}-{uuid.uuid4().hex[:8]}",
+        "role": role.value,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "iss": issuer,
+    }
+    if customer_id:
+        claims["customer_id"] = customer_id
+    if supplier_id:
+        claims["supplier_id"] = supplier_id
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str, issuer: str = "waybill") -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=issuer,
+            options={"require": ["exp", "sub", "role"]},
+        )
+        role = Role(claims["role"])
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise Unauthorized(
+            f"invalid bearer token: {exc}",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from exc
+    principal = Principal(
+        subject=str(claims["sub"]),
+        role=role,
+        customer_id=claims.get("customer_id"),
+        supplier_id=claims.get("supplier_id"),
+    )
+    if role is Role.CUSTOMER and not principal.customer_id:
+        raise Unauthorized("customer token without customer_id", code="invalid_token")
+    if role is Role.SUPPLIER and not principal.supplier_id:
+        raise Unauthorized("supplier token without supplier_id", code="invalid_token")
+    return principal
+
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from `waybill token --role ...`")
+
+
+async def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Principal:
+    """The caller's principal; 401 problem when the bearer token is missing or bad."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized(
+            "send `Authorization: Bearer <token>`", headers={"WWW-Authenticate": "Bearer"}
+        )
+    state = request.app.state
+    return decode_token(state.jwt_secret, credentials.credentials, state.settings.jwt_issuer)
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting only `roles` (403 problem for any other role)."""
+    allowed = frozenset(roles)
+
+    async def dependency(principal: Principal = Depends(authenticate)) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(
+                f"role '{principal.role}' may not call this; allowed: "
+                + ", ".join(sorted(r.value for r in allowed))
+            )
+        return principal
+
+    return dependency

@@ -1,0 +1,136 @@
+"""The `waybill` command: run the system, run the tests, tokens, traces, event catalogue."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from services.common.settings import PROJECT_ROOT, SharedSettings
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from services.common.launcher import up
+
+    return up()
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.postgres:
+        env["WAYBILL_TEST_DB"] = "postgres"
+    argv = [sys.executable, "-m", "pytest", *args.pytest_args]
+    return subprocess.call(argv, cwd=PROJECT_ROOT, env=env)
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    bin_dir = Path(sys.executable).parent
+    steps = [
+        [str(bin_dir / "ruff"), "check", "services", "workflows", "tests"],
+        [str(bin_dir / "mypy")],
+    ]
+    for step in steps:
+        print("$", " ".join(step[0:1] and [Path(step[0]).name, *step[1:]]), flush=True)
+        code = subprocess.call(step, cwd=PROJECT_ROOT)
+        if code:
+            return code
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from services.common.auth import issue_token
+
+    settings = SharedSettings()
+    try:
+        token = issue_token(
+            settings.resolved_jwt_secret(),
+            args.role,
+            subject=args.subject,
+            customer_id=args.customer_id,
+            supplier_id=args.supplier_id,
+            ttl_seconds=args.ttl,
+            issuer=settings.jwt_issuer,
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"waybill token: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from services.common.telemetry import load_spans, render_tree, trace_dir
+
+    directory = trace_dir(SharedSettings().var_dir)
+    if args.trace_id:
+        spans = load_spans(directory, args.trace_id.lower())
+        if not spans:
+            print(f"no spans for trace {args.trace_id} in {directory}", file=sys.stderr)
+            return 1
+        print(render_tree(spans))
+        return 0
+    spans = load_spans(directory)
+    roots: dict[str, dict[str, object]] = {}
+    for span in spans:
+        entry = roots.setdefault(span["trace_id"], {"start": span["start_ns"], "n": 0, "root": ""})
+        entry["n"] = int(entry["n"]) + 1  # type: ignore[call-overload]
+        if span["parent_id"] is None:
+            entry["root"] = span["name"]
+            entry["start"] = span["start_ns"]
+    recent = sorted(roots.items(), key=lambda kv: kv[1]["start"])[-args.last :]  # type: ignore[arg-type,return-value]
+    for trace_id, entry in recent:
+        print(f"{trace_id}  {entry['n']:>4} spans  {entry['root']}")
+    return 0
+
+
+def _cmd_asyncapi(args: argparse.Namespace) -> int:
+    from services.common.events import asyncapi_document
+
+    print(json.dumps(asyncapi_document(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="waybill", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("up", help="run the whole system (NATS, Temporal, services, worker, bridge)")
+
+    test = sub.add_parser("test", help="run the test suite against real NATS/Temporal/DB")
+    test.add_argument(
+        "--postgres",
+        action="store_true",
+        help="use PostgreSQL (WAYBILL_TEST_PG_URL, default 127.0.0.1:5432)",
+    )
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
+
+    sub.add_parser("lint", help="ruff and mypy")
+
+    token = sub.add_parser("token", help="print a bearer token for local use")
+    token.add_argument(
+        "--role", required=True, choices=["coordinator", "customer", "supplier", "ops", "service"]
+    )
+    token.add_argument("--customer-id")
+    token.add_argument("--supplier-id")
+    token.add_argument("--subject")
+    token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
+
+    trace = sub.add_parser("trace", help="print one trace's span tree, or list recent traces")
+    trace.add_argument("trace_id", nargs="?")
+    trace.add_argument("--last", type=int, default=20)
+
+    sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI document")
+
+    args = parser.parse_args(argv)
+    handlers = {
+        "up": _cmd_up,
+        "test": _cmd_test,
+        "lint": _cmd_lint,
+        "token": _cmd_token,
+        "trace": _cmd_trace,
+        "asyncapi": _cmd_asyncapi,
+    }
+    sys.exit(handlers[args.command](args))

@@ -1,0 +1,1 @@
+"""Customer service: Customers, contacts, credit and open-order exposure."""

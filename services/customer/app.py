@@ -1,0 +1,18 @@
+"""Customer service: Customers, contacts, credit and open-order exposure."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.common import ops
+from services.common.app import create_app
+from services.customer.settings import CustomerSettings, get_settings
+
+
+def create(settings: CustomerSettings | None = None) -> FastAPI:
+    return create_app(
+        settings or get_settings(),
+        title="Waybill customer service",
+        description="Customers, contacts, credit and open-order exposure.",
+        routers=[ops.router],
+    )

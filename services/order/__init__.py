@@ -1,0 +1,1 @@
+"""Order service: catalogue, warehouses, lot-aware stock ledger, reservations, orders."""

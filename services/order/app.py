@@ -1,0 +1,19 @@
+"""Order service: catalogue, stock ledger, orders (diagnostics ping for now)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.common import ops
+from services.common.app import create_app
+from services.order.api import diagnostics
+from services.order.settings import OrderSettings, get_settings
+
+
+def create(settings: OrderSettings | None = None) -> FastAPI:
+    return create_app(
+        settings or get_settings(),
+        title="Waybill order service",
+        description="Catalogue, lot-aware stock ledger, reservations and orders.",
+        routers=[diagnostics, ops.router],
+    )

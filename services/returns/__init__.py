@@ -1,0 +1,1 @@
+"""Returns service: Return authorizations, receipts, inspections, dispositions and recalls."""

@@ -1,0 +1,1 @@
+"""Shipment service: Carriers, shipments per warehouse, packages, picked lots and tracking."""

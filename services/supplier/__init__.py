@@ -1,0 +1,1 @@
+"""Supplier service: Suppliers, replenishment signals, purchase orders and ASNs."""

@@ -1,0 +1,7 @@
+"""Supplier service tables."""
+
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass

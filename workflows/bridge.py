@@ -1,0 +1,151 @@
+"""The one consumer that turns NATS events into workflow starts and signals.
+
+Idempotency comes from Temporal itself: a start uses the deterministic workflow id
+and refuses a duplicate; a signal carries the event id, and workflows ignore ids
+they have already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from services.common import events as ev
+from services.common import telemetry
+from services.common.bus import Bus
+from services.common.envelope import Envelope
+from services.common.events import Event, parse, stream_name
+from services.common.inbox import JetStreamWorker
+from workflows.ping.models import PingInput
+from workflows.ping.workflow import PingWorkflow
+from workflows.runtime import WorkflowSettings, connect, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StartWorkflow:
+    """Start `workflow` with id `workflow_id(event)` and argument `arg(event)`."""
+
+    workflow: Any
+    workflow_id: Callable[[Any], str]
+    arg: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class SignalWorkflow:
+    """Signal the workflow with id `workflow_id(event)`."""
+
+    workflow_id: Callable[[Any], str]
+    signal: str
+    arg: Callable[[Any, Envelope], Any]
+
+
+Route = StartWorkflow | SignalWorkflow
+
+ROUTES: dict[type[Event], Route] = {
+    ev.PingRequested: StartWorkflow(
+        PingWorkflow.run,
+        lambda e: f"ping-{e.ping_id}",
+        lambda e: PingInput(ping_id=e.ping_id, message=e.message),
+    ),
+}
+
+
+class Bridge(JetStreamWorker):
+    """Bridge for one domain stream."""
+
+    def __init__(
+        self, *, client: Client, task_queue: str, routes: dict[type[Event], Route], **kwargs: Any
+    ) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.routes = {event.TYPE: route for event, route in routes.items()}
+        super().__init__(service="bridge", subjects=sorted({e.subject() for e in routes}), **kwargs)
+
+    async def process(self, envelope: Envelope, msg: Msg) -> None:
+        route = self.routes.get(envelope.type)
+        if route is None:
+            return
+        event = parse(envelope)
+        if isinstance(route, StartWorkflow):
+            try:
+                await self.client.start_workflow(
+                    route.workflow,
+                    route.arg(event),
+                    id=route.workflow_id(event),
+                    task_queue=self.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
+            except WorkflowAlreadyStartedError:
+                log.info(
+                    "workflow %s already ran; event %s is a redelivery",
+                    route.workflow_id(event),
+                    envelope.id,
+                )
+        else:
+            handle = self.client.get_workflow_handle(route.workflow_id(event))
+            await handle.signal(route.signal, route.arg(event, envelope))
+
+
+def bridges(
+    bus: Bus,
+    client: Client,
+    settings: WorkflowSettings,
+    task_queue: str | None = None,
+    routes: dict[type[Event], Route] | None = None,
+) -> list[Bridge]:
+    """One bridge consumer per domain that has routes."""
+    routes = ROUTES if routes is None else routes
+    by_domain: dict[str, dict[type[Event], Route]] = {}
+    for event, route in routes.items():
+        by_domain.setdefault(event.domain(), {})[event] = route
+    return [
+        Bridge(
+            bus=bus,
+            client=client,
+            task_queue=task_queue or settings.temporal_task_queue,
+            routes=domain_routes,
+            name=domain,
+            stream=stream_name(domain),
+        )
+        for domain, domain_routes in by_domain.items()
+    ]
+
+
+async def main() -> None:
+    settings = get_settings()
+    telemetry.setup_tracing("bridge", settings.var_dir)
+    client = await connect(settings)
+    bus = Bus(settings.nats_url, "waybill-bridge")
+    await bus.connect()
+    workers = bridges(bus, client, settings)
+    for worker in workers:
+        await bus.ensure_domain_stream(worker.stream.lower())
+    await bus.ensure_deadletter_stream()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await bus.close()
+    telemetry.flush()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bridge %(levelname)s %(message)s")
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""The diagnostics ping: proves HTTP -> outbox -> NATS -> bridge -> Temporal -> HTTP."""

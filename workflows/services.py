@@ -1,0 +1,69 @@
+"""HTTP access from activities to the services, as the `service` role, with trace context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from temporalio.exceptions import ApplicationError
+
+from services.common import telemetry
+from services.common.auth import Role, issue_token
+from services.common.settings import SharedSettings
+
+# 4xx answers other than these mean the request itself is wrong: retrying cannot help.
+RETRYABLE_STATUS = {408, 409, 425, 429}
+
+
+class ServiceClients:
+    """One pooled HTTP client for every service; errors become Temporal failures."""
+
+    def __init__(self, settings: SharedSettings, timeout: float = 10.0) -> None:
+        self.settings = settings
+        self._secret = settings.resolved_jwt_secret()
+        self._http = httpx.AsyncClient(
+            timeout=timeout, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        )
+
+    def _token(self) -> str:
+        return issue_token(
+            self._secret,
+            Role.SERVICE,
+            subject="waybill-workflows",
+            ttl_seconds=300,
+            issuer=self.settings.jwt_issuer,
+        )
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Call a service; non-retryable 4xx raise a non-retryable ApplicationError."""
+        url = self.settings.service_url(service) + path
+        hdrs = telemetry.inject({"Authorization": f"Bearer {self._token()}", **(headers or {})})
+        response = await self._http.request(method, url, json=json, params=params, headers=hdrs)
+        if response.status_code >= 400:
+            retryable = response.status_code >= 500 or response.status_code in RETRYABLE_STATUS
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:500]}
+            raise ApplicationError(
+                f"{method} {service}{path} -> {response.status_code}: "
+                f"{problem.get('code', '')} {problem.get('detail', '')}".strip(),
+                problem,
+                type=str(problem.get("code", f"http_{response.status_code}")),
+                non_retryable=not retryable,
+            )
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    async def close(self) -> None:
+        await self._http.aclose()
