@@ -28,12 +28,14 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 def _cmd_lint(args: argparse.Namespace) -> int:
     bin_dir = Path(sys.executable).parent
+    paths = ["services", "workflows", "tests"]
     steps = [
-        [str(bin_dir / "ruff"), "check", "services", "workflows", "tests"],
+        [str(bin_dir / "ruff"), "check", *paths],
+        [str(bin_dir / "ruff"), "format", "--check", *paths],
         [str(bin_dir / "mypy")],
     ]
     for step in steps:
-        print("$", " ".join(step[0:1] and [Path(step[0]).name, *step[1:]]), flush=True)
+        print("$", Path(step[0]).name, *step[1:], flush=True)
         code = subprocess.call(step, cwd=PROJECT_ROOT)
         if code:
             return code
@@ -124,7 +126,11 @@ def main(argv: list[str] | None = None) -> None:
 
     sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI document")
 
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "test":
+        args.pytest_args = [*args.pytest_args, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handlers = {
         "up": _cmd_up,
         "test": _cmd_test,

@@ -27,6 +27,12 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def postgres_schema(url: str) -> str | None:
+    """The `schema` query option of a PostgreSQL URL, if any."""
+    value = make_url(normalize_url(url)).query.get("schema")
+    return value if isinstance(value, str) and value else None
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(normalize_url(url)).get_backend_name() == "sqlite"
 
@@ -66,6 +72,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    schema = postgres_schema(url)
+    if schema:
+        # `?schema=name` keeps this service's tables (and Alembic's) in their own schema.
+        url = make_url(url).difference_update_query(["schema"]).render_as_string(False)
+        kwargs.setdefault("connect_args", {}).setdefault("server_settings", {})["search_path"] = (
+            schema
+        )
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)

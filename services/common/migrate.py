@@ -10,7 +10,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-from services.common.db import Database
+from services.common.db import Database, postgres_schema
 
 
 def alembic_config(service: str) -> Config:
@@ -32,6 +32,10 @@ def _upgrade(connection: Connection, cfg: Config, service: str) -> None:
 async def upgrade_to_head(db: Database, service: str) -> None:
     """Bring the service's database to the newest migration."""
     cfg = alembic_config(service)
+    schema = postgres_schema(db.url)
+    if schema:
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     async with db.engine.begin() as conn:
         await conn.run_sync(_upgrade, cfg, service)
 

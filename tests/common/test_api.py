@@ -1,0 +1,98 @@
+"""Every service: health, readiness, auth (401/403) and errors as problem details."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import SERVICES, Stack, auth
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+async def services(stack: Stack) -> Stack:
+    for service in SERVICES:
+        await stack.start(service)
+    return stack
+
+
+async def test_every_service_is_ready(services: Stack) -> None:
+    """/healthz and /readyz answer 200 on all five services, with their checks."""
+    for name, svc in services.services.items():
+        assert (await svc.http.get("/healthz")).json() == {"status": "ok", "service": name}
+        ready = await svc.http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": "ok", "nats": "ok"}
+
+
+async def test_unauthenticated_is_401_problem(services: Stack) -> None:
+    """No bearer token: 401 with a problem body and a WWW-Authenticate challenge."""
+    for svc in services.services.values():
+        r = await svc.http.get("/ops/messaging")
+        assert r.status_code == 401
+        assert r.headers["content-type"] == PROBLEM
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        body = r.json()
+        assert body["code"] == "unauthenticated"
+        assert body["type"].endswith("/unauthenticated")
+        assert body["status"] == 401 and body["instance"] == "/ops/messaging"
+
+
+async def test_bad_token_is_401(services: Stack) -> None:
+    """A token signed with another secret, or garbage, is refused."""
+    svc = services.services["order"]
+    from services.common.auth import issue_token
+
+    forged = issue_token("not-the-secret-" + "x" * 32, "ops")
+    for value in (forged, "garbage"):
+        r = await svc.http.get("/ops/messaging", headers={"Authorization": f"Bearer {value}"})
+        assert r.status_code == 401
+        assert r.json()["code"] == "invalid_token"
+
+
+async def test_wrong_role_is_403_problem(services: Stack) -> None:
+    """A customer token on an ops endpoint: 403 problem on every service."""
+    for svc in services.services.values():
+        r = await svc.http.get("/ops/messaging", headers=auth("customer", customer_id="c1"))
+        assert r.status_code == 403
+        assert r.headers["content-type"] == PROBLEM
+        assert r.json()["code"] == "forbidden"
+
+
+async def test_right_role_sees_messaging_status(services: Stack) -> None:
+    for name, svc in services.services.items():
+        r = await svc.http.get("/ops/messaging", headers=auth("ops"))
+        assert r.status_code == 200
+        assert r.json()["service"] == name
+        assert r.json()["outbox"]["pending"] == 0
+
+
+async def test_validation_error_is_422_problem_with_fields(services: Stack) -> None:
+    """Bad input: 422 with machine-readable `errors`, and nothing written."""
+    svc = services.services["order"]
+    r = await svc.http.post(
+        "/diagnostics/pings",
+        json={"message": ""},
+        headers={**auth("ops"), "Idempotency-Key": "v1"},
+    )
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "validation_error"
+    assert body["errors"][0]["loc"] == ["body", "message"]
+    assert "trace_id" in body
+    r = await svc.http.get("/ops/messaging", headers=auth("ops"))
+    assert r.json()["outbox"]["pending"] == 0
+
+
+async def test_unknown_route_is_404_problem(services: Stack) -> None:
+    r = await services.services["customer"].http.get("/nope")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == PROBLEM
+    assert r.json()["code"] == "not_found"
+
+
+async def test_openapi_is_served(services: Stack) -> None:
+    for svc in services.services.values():
+        r = await svc.http.get("/openapi.json")
+        assert r.status_code == 200
+        assert "/readyz" in r.json()["paths"]

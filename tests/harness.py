@@ -1,0 +1,295 @@
+"""Real servers for the tests: nats-server, the Temporal dev server, databases, services.
+
+Everything here starts the real thing on free ports; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from services.common.app import Runtime
+from services.common.auth import Role, issue_token
+from services.common.settings import SERVICE_PORTS, ServiceSettings
+from services.customer.settings import CustomerSettings
+from services.order.settings import OrderSettings
+from services.returns.settings import ReturnsSettings
+from services.shipment.settings import ShipmentSettings
+from services.supplier.settings import SupplierSettings
+
+BIN = Path(sys.executable).parent
+JWT_SECRET = "test-secret-" + uuid.uuid4().hex
+PG_URL = os.environ.get("WAYBILL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+USE_POSTGRES = os.environ.get("WAYBILL_TEST_DB", "sqlite") == "postgres"
+SERVICES = tuple(SERVICE_PORTS)
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "customer": CustomerSettings,
+    "order": OrderSettings,
+    "shipment": ShipmentSettings,
+    "returns": ReturnsSettings,
+    "supplier": SupplierSettings,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} not open after {timeout}s")
+
+
+@contextlib.contextmanager
+def nats_server(tmp: Path) -> Iterator[str]:
+    """A fresh nats-server with JetStream on a free port."""
+    port = free_port()
+    store = tmp / f"nats-{port}"
+    proc = subprocess.Popen(
+        [str(BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, proc=proc)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+class Databases:
+    """Hands out one fresh database per (test, service): a SQLite file, or a PostgreSQL
+    schema in the shared test database (creating a schema costs milliseconds)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.created: list[str] = []
+
+    async def new(self, service: str) -> str:
+        name = f"wb_{service}_{uuid.uuid4().hex[:12]}"
+        if not USE_POSTGRES:
+            return f"sqlite+aiosqlite:///{self.tmp / (name + '.db')}"
+        self.created.append(name)
+        return f"{PG_URL}?schema={name}"
+
+    async def drop_all(self) -> None:
+        if not self.created:
+            return
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            for name in self.created:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        finally:
+            await conn.close()
+        self.created.clear()
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the test process owns its signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class RunningService:
+    name: str
+    app: FastAPI
+    url: str
+    server: _QuietServer
+    task: asyncio.Task[None]
+    http: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+        await self.http.aclose()
+
+
+async def serve_in_process(name: str, app: FastAPI, port: int) -> RunningService:
+    """Run a service app under uvicorn in this event loop, on a real port."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"{name} stopped during start-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} did not start")
+        await asyncio.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    return RunningService(name, app, url, server, task, httpx.AsyncClient(base_url=url, timeout=30))
+
+
+def token(role: Role | str, **claims: Any) -> str:
+    return issue_token(JWT_SECRET, role, **claims)
+
+
+def auth(role: Role | str, **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, **claims)}"}
+
+
+def create_service_app(service: str, settings: ServiceSettings) -> FastAPI:
+    module = __import__(f"services.{service}.app", fromlist=["create"])
+    app: FastAPI = module.create(settings)
+    return app
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    return SETTINGS[service]
+
+
+@dataclass
+class Stack:
+    """The services of one test, each on its own database, sharing one NATS and Temporal."""
+
+    nats_url: str
+    temporal_address: str
+    databases: Databases
+    var_dir: Path
+    task_queue: str = field(default_factory=lambda: f"tq-{uuid.uuid4().hex[:8]}")
+    ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
+    services: dict[str, RunningService] = field(default_factory=dict)
+    db_urls: dict[str, str] = field(default_factory=dict)
+
+    def shared(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "nats_url": self.nats_url,
+            "temporal_address": self.temporal_address,
+            "temporal_task_queue": self.task_queue,
+            "jwt_secret": JWT_SECRET,
+            "var_dir": str(self.var_dir),
+        }
+        for service, port in self.ports.items():
+            values[f"{service}_url"] = f"http://127.0.0.1:{port}"
+        return values
+
+    async def settings(self, service: str, **overrides: Any) -> ServiceSettings:
+        if service not in self.db_urls:
+            self.db_urls[service] = await self.databases.new(service)
+        values = {
+            **self.shared(),
+            "port": self.ports[service],
+            "database_url": self.db_urls[service],
+            "outbox_poll_seconds": 0.2,
+            "consumer_backoff_seconds": 0.1,
+            **overrides,
+        }
+        return settings_class(service)(**values)
+
+    async def start(self, service: str, **overrides: Any) -> RunningService:
+        settings = await self.settings(service, **overrides)
+        running = await serve_in_process(
+            service, create_service_app(service, settings), self.ports[service]
+        )
+        self.services[service] = running
+        return running
+
+    async def stop(self, service: str) -> None:
+        await self.services.pop(service).stop()
+
+    async def close(self) -> None:
+        for name in list(self.services)[::-1]:
+            await self.stop(name)
+
+    def env(self, service: str) -> dict[str, str]:
+        """Environment for running `service` as a separate process against this stack."""
+        prefix = f"WAYBILL_{service.upper()}_"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WAYBILL_")}
+        for key, value in self.shared().items():
+            env[f"WAYBILL_{key.upper()}"] = str(value)
+        env[prefix + "PORT"] = str(self.ports[service])
+        env[prefix + "DATABASE_URL"] = self.db_urls[service]
+        env[prefix + "OUTBOX_POLL_SECONDS"] = "0.2"
+        env["WAYBILL_TRACE_DIR"] = os.environ.get("WAYBILL_TRACE_DIR", str(self.var_dir))
+        return env
+
+
+@asynccontextmanager
+async def service_process(
+    stack: Stack, service: str, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """Run `service` as its own OS process (for crash tests); waits until /readyz answers."""
+    if service not in stack.db_urls:
+        stack.db_urls[service] = await stack.databases.new(service)
+    env = {**stack.env(service), **(extra_env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"services.{service}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{stack.ports[service]}/readyz"
+        async with httpx.AsyncClient() as http:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    break
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(url)).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service} process not ready")
+                await asyncio.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def eventually(
+    check: Any, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        await asyncio.sleep(interval)
