@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from services.common import events as ev
 from services.common import telemetry
@@ -25,6 +26,8 @@ from services.common.bus import Bus
 from services.common.envelope import Envelope
 from services.common.events import Event, parse, stream_name
 from services.common.inbox import JetStreamWorker
+from workflows.order.models import OrderInput, Policy, ShipmentSignal, Signal
+from workflows.order.workflow import OrderToDelivery
 from workflows.ping.models import PingInput
 from workflows.ping.workflow import PingWorkflow
 from workflows.runtime import WorkflowSettings, connect, get_settings
@@ -34,11 +37,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StartWorkflow:
-    """Start `workflow` with id `workflow_id(event)` and argument `arg(event)`."""
+    """Start `workflow` with id `workflow_id(event)` and argument `arg(event, settings)`."""
 
     workflow: Any
     workflow_id: Callable[[Any], str]
-    arg: Callable[[Any], Any]
+    arg: Callable[[Any, WorkflowSettings], Any]
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,47 @@ class SignalWorkflow:
 
 Route = StartWorkflow | SignalWorkflow
 
+
+def _order_input(event: ev.OrderPlaced, settings: WorkflowSettings) -> OrderInput:
+    return OrderInput(
+        order_id=event.order_id,
+        customer_id=event.customer_id,
+        total=event.total,
+        policy=Policy(
+            credit_hold_timeout_seconds=settings.credit_hold_timeout_seconds,
+            backorder_timeout_seconds=settings.backorder_timeout_seconds,
+            ship_partial_on_backorder_timeout=settings.ship_partial_on_backorder_timeout,
+        ),
+    )
+
+
+def _order(event: Any) -> str:
+    return f"order-{event.order_id}"
+
+
 ROUTES: dict[type[Event], Route] = {
     ev.PingRequested: StartWorkflow(
         PingWorkflow.run,
         lambda e: f"ping-{e.ping_id}",
-        lambda e: PingInput(ping_id=e.ping_id, message=e.message),
+        lambda e, _: PingInput(ping_id=e.ping_id, message=e.message),
+    ),
+    ev.OrderPlaced: StartWorkflow(OrderToDelivery.run, _order, _order_input),
+    ev.OrderCreditReleased: SignalWorkflow(
+        _order, "credit_released", lambda e, env: Signal(event_id=env.id)
+    ),
+    ev.OrderBackorderFilled: SignalWorkflow(
+        _order, "backorder_filled", lambda e, env: Signal(event_id=env.id)
+    ),
+    ev.ShipmentTrackingUpdated: SignalWorkflow(
+        _order,
+        "shipment_status",
+        lambda e, env: ShipmentSignal(
+            event_id=env.id,
+            shipment_id=e.shipment_id,
+            status=e.status,
+            occurred_at=e.occurred_at,
+            description=e.description,
+        ),
     ),
 }
 
@@ -65,9 +104,16 @@ class Bridge(JetStreamWorker):
     """Bridge for one domain stream."""
 
     def __init__(
-        self, *, client: Client, task_queue: str, routes: dict[type[Event], Route], **kwargs: Any
+        self,
+        *,
+        client: Client,
+        settings: WorkflowSettings,
+        task_queue: str,
+        routes: dict[type[Event], Route],
+        **kwargs: Any,
     ) -> None:
         self.client = client
+        self.settings = settings
         self.task_queue = task_queue
         self.routes = {event.TYPE: route for event, route in routes.items()}
         super().__init__(service="bridge", subjects=sorted({e.subject() for e in routes}), **kwargs)
@@ -81,7 +127,7 @@ class Bridge(JetStreamWorker):
             try:
                 await self.client.start_workflow(
                     route.workflow,
-                    route.arg(event),
+                    route.arg(event, self.settings),
                     id=route.workflow_id(event),
                     task_queue=self.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -95,7 +141,13 @@ class Bridge(JetStreamWorker):
                 )
         else:
             handle = self.client.get_workflow_handle(route.workflow_id(event))
-            await handle.signal(route.signal, route.arg(event, envelope))
+            try:
+                await handle.signal(route.signal, route.arg(event, envelope))
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                # The workflow has finished: nothing is waiting for this any more.
+                log.info("no running workflow %s for %s", handle.id, envelope.type)
 
 
 def bridges(
@@ -114,6 +166,7 @@ def bridges(
         Bridge(
             bus=bus,
             client=client,
+            settings=settings,
             task_queue=task_queue or settings.temporal_task_queue,
             routes=domain_routes,
             name=domain,

@@ -20,6 +20,9 @@ class WorkflowSettings(SharedSettings):
     model_config = SettingsConfigDict(env_prefix="WAYBILL_WORKFLOWS_", extra="ignore")
     max_concurrent_activities: int = 200
     max_concurrent_workflow_tasks: int = 200
+    credit_hold_timeout_seconds: float = 3 * 24 * 3600
+    backorder_timeout_seconds: float = 7 * 24 * 3600
+    ship_partial_on_backorder_timeout: bool = True
 
 
 @lru_cache

@@ -12,17 +12,19 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from services.common import telemetry
+from workflows.order.activities import OrderActivities
+from workflows.order.workflow import OrderToDelivery
 from workflows.ping.activities import PingActivities
 from workflows.ping.workflow import PingWorkflow
 from workflows.runtime import WorkflowSettings, connect, get_settings
 from workflows.services import ServiceClients
 
-WORKFLOWS: Sequence[type] = (PingWorkflow,)
+WORKFLOWS: Sequence[type] = (PingWorkflow, OrderToDelivery)
 
 
 def activities(clients: ServiceClients) -> list[Callable[..., Any]]:
     ping = PingActivities(clients)
-    return [ping.answer_ping]
+    return [ping.answer_ping, *OrderActivities(clients).all()]
 
 
 def build_worker(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.common.tables import UtcDateTime
+from services.common.tables import BigId, UtcDateTime
 
 
 class Base(DeclarativeBase):
@@ -27,3 +29,80 @@ class Ping(Base):
     workflow_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Order(Base):
+    """A customer's order; its lifecycle is driven by the order-to-delivery workflow."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    ship_to: Mapped[dict[str, Any]] = mapped_column(JSON)
+    placed_by: Mapped[str] = mapped_column(String(128))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.line_no", lazy="selectin"
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class TimelineEntry(Base):
+    """What happened to an order, in order: the story `GET /orders/{id}/status` tells."""
+
+    __tablename__ = "order_timeline"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(36), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[str] = mapped_column(Text)
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class ShipmentView(Base):
+    """The order service's copy of a shipment, kept from shipment events."""
+
+    __tablename__ = "shipment_views"
+
+    shipment_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(36), index=True)
+    warehouse_id: Mapped[str] = mapped_column(String(64))
+    carrier: Mapped[str] = mapped_column(String(64))
+    service_level: Mapped[str] = mapped_column(String(32))
+    tracking_number: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    promised_date: Mapped[str] = mapped_column(String(32))
+    eta: Mapped[str | None] = mapped_column(String(40))
+    latest_event_at: Mapped[str | None] = mapped_column(String(40))
+    lots: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ShipmentViewEvent(Base):
+    __tablename__ = "shipment_view_events"
+
+    shipment_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[str] = mapped_column(String(40))
+    location: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,3 +27,121 @@ class PingPublic(BaseModel):
     workflow_id: str | None
     created_at: datetime
     answered_at: datetime | None
+
+
+# --- orders -----------------------------------------------------------------------
+
+
+class Address(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    region: str | None = Field(default=None, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+
+
+class OrderLineIn(BaseModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0, le=100_000)
+
+
+class OrderCreate(BaseModel):
+    customer_id: str = Field(min_length=1, max_length=64)
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=200)
+    ship_to: Address
+
+
+class OrderLinePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    line_no: int
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+class OrderPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    customer_id: str
+    status: str
+    currency: str
+    total: Decimal
+    ship_to: dict[str, Any]
+    cancel_reason: str | None
+    outcome: str | None
+    created_at: datetime
+    updated_at: datetime
+    lines: list[OrderLinePublic]
+
+
+class OrderPage(BaseModel):
+    items: list[OrderPublic]
+    next_cursor: str | None
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field(default="cancelled by request", min_length=1, max_length=500)
+
+
+class TimelineItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    kind: str
+    detail: str
+    trace_id: str | None
+
+
+class TrackingItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    status: str
+    occurred_at: str
+    location: str | None
+    description: str | None
+
+
+class ShipmentStatus(BaseModel):
+    shipment_id: str
+    warehouse_id: str
+    carrier: str
+    service_level: str
+    tracking_number: str
+    status: str
+    promised_date: str
+    eta: str | None
+    lots: list[dict[str, Any]]
+    events: list[TrackingItem]
+
+
+class OrderStatus(BaseModel):
+    """The answer to "where is my order?"."""
+
+    order_id: str
+    customer_id: str
+    status: str
+    outcome: str | None
+    lines: list[OrderLinePublic]
+    shipments: list[ShipmentStatus]
+    timeline: list[TimelineItem]
+    workflow: dict[str, Any] | None = None
+
+
+# --- internal (workflow) requests ---------------------------------------------------
+
+
+class NoteIn(BaseModel):
+    kind: str = Field(min_length=1, max_length=48)
+    detail: str = Field(min_length=1, max_length=2000)
+
+
+class WarehouseRef(BaseModel):
+    warehouse_id: str = Field(min_length=1, max_length=64)
+
+
+class CompleteIn(BaseModel):
+    outcome: str = Field(pattern=r"^(delivered|partially_delivered|returned|partially_cancelled)$")

@@ -1,0 +1,1 @@
+"""Order to delivery (`order-{id}`): credit, reservation, backorder, shipments, tracking."""
