@@ -6,6 +6,8 @@ from fastapi import FastAPI
 
 from services.common import ops
 from services.common.app import create_app
+from services.customer.api import router
+from services.customer.handlers import workers
 from services.customer.settings import CustomerSettings, get_settings
 
 
@@ -14,5 +16,7 @@ def create(settings: CustomerSettings | None = None) -> FastAPI:
         settings or get_settings(),
         title="Waybill customer service",
         description="Customers, contacts, credit and open-order exposure.",
-        routers=[ops.router],
+        routers=[router, ops.router],
+        workers=workers,
+        consumes=["order"],
     )

@@ -1,0 +1,168 @@
+"""Credit checks: approve, hold on the flag, hold over the limit; one decision per order."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from services.common.bus import Bus
+from tests.customer.conftest import body, create, credit, placed, publish, settled
+from tests.harness import RunningService, Stack, auth
+
+
+def order_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def check(
+    svc: RunningService, customer_id: str, order: str, amount: str, expect: int = 200
+) -> dict[str, Any]:
+    r = await svc.http.post(
+        f"/customers/{customer_id}/credit-checks",
+        json={"order_id": order, "amount": amount},
+        headers=auth("service"),
+    )
+    assert r.status_code == expect, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+async def test_no_limit_is_approved(customer_svc: RunningService) -> None:
+    customer = await create(customer_svc, body())
+    o = order_id()
+    result = await check(customer_svc, customer["id"], o, "1000000")
+    assert result["order_id"] == o and result["customer_id"] == customer["id"]
+    assert result["decision"] == "approved"
+    assert result["reason_code"] == "no_limit"
+    assert result["amount"] == "1000000.00"
+    assert result["credit_limit"] is None and result["available"] is None
+    assert result["open_order_value"] == "0.00"
+
+
+async def test_credit_hold_flag_holds_any_order(customer_svc: RunningService) -> None:
+    customer = await create(customer_svc, body(credit_hold=True, credit_limit="5000"))
+    result = await check(customer_svc, customer["id"], order_id(), "0.01")
+    assert result["decision"] == "hold"
+    assert result["reason_code"] == "credit_hold"
+    assert result["reason"]
+    assert result["available"] == "5000.00"
+
+
+async def test_over_limit_counts_the_other_open_orders(stack: Stack, bus: Bus) -> None:
+    svc = await stack.start("customer")
+    customer = await create(svc, body(credit_limit="1000"))
+    cid = customer["id"]
+    first = order_id()
+    await publish(bus, placed(first, cid, "600.00"), subject=first)
+    await settled(svc, 1)
+    assert (await credit(svc, cid))["open_order_value"] == "600.00"
+
+    # Exactly up to the limit is fine.
+    at_limit = await check(svc, cid, order_id(), "400")
+    assert at_limit["decision"] == "approved"
+    assert at_limit["reason_code"] == "within_limit"
+    assert (at_limit["open_order_value"], at_limit["available"]) == ("600.00", "400.00")
+
+    over = await check(svc, cid, order_id(), "400.01")
+    assert over["decision"] == "hold"
+    assert over["reason_code"] == "over_limit"
+    assert "600.00" in over["reason"] and "1000.00" in over["reason"]
+    assert (over["open_order_value"], over["available"]) == ("600.00", "400.00")
+
+    # The order being checked is not counted against itself.
+    itself = await check(svc, cid, first, "600.00")
+    assert itself["decision"] == "approved"
+    assert itself["open_order_value"] == "0.00"
+
+    # A customer that is already over its limit has negative headroom.
+    await svc.http.patch(
+        f"/customers/{cid}", json={"credit_limit": "500"}, headers=auth("coordinator")
+    )
+    status = await credit(svc, cid)
+    assert status["available"] == "-100.00"
+    squeezed = await check(svc, cid, order_id(), "1")
+    assert (squeezed["decision"], squeezed["available"]) == ("hold", "-100.00")
+
+
+async def test_one_decision_per_order(customer_svc: RunningService) -> None:
+    customer = await create(customer_svc, body(credit_limit="100"))
+    cid = customer["id"]
+    o = order_id()
+    first = await check(customer_svc, cid, o, "150")
+    assert first["decision"] == "hold"
+
+    # Raising the limit changes decisions for new orders, not the stored one.
+    r = await customer_svc.http.patch(
+        f"/customers/{cid}", json={"credit_limit": "1000"}, headers=auth("coordinator")
+    )
+    assert r.status_code == 200
+    again = await customer_svc.http.post(
+        f"/customers/{cid}/credit-checks",
+        json={"order_id": o, "amount": "150.00"},
+        headers=auth("service"),
+    )
+    assert again.status_code == 200
+    assert again.json() == first
+    assert again.headers["idempotent-replayed"] == "true"
+    assert (await check(customer_svc, cid, order_id(), "150"))["decision"] == "approved"
+
+    # The same order with another amount or customer is a caller bug, not a new check.
+    other = await create(customer_svc, body("Other"))
+    for target, amount in ((cid, "151"), (other["id"], "150")):
+        mismatch = await check(customer_svc, target, o, amount, expect=422)
+        assert mismatch["code"] == "credit_check_mismatch"
+
+
+async def test_concurrent_checks_of_one_order_agree(customer_svc: RunningService) -> None:
+    customer = await create(customer_svc, body(credit_limit="100"))
+    o = order_id()
+    answers = await asyncio.gather(
+        *(
+            customer_svc.http.post(
+                f"/customers/{customer['id']}/credit-checks",
+                json={"order_id": o, "amount": "99"},
+                headers=auth("service"),
+            )
+            for _ in range(6)
+        )
+    )
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.json()["checked_at"] for r in answers}) == 1
+    assert sum(1 for r in answers if "idempotent-replayed" not in r.headers) == 1
+
+
+async def test_credit_check_errors(customer_svc: RunningService) -> None:
+    customer = await create(customer_svc, body(credit_limit="100"))
+    o = order_id()
+    missing = await check(customer_svc, str(uuid.uuid4()), o, "10", expect=404)
+    assert missing["code"] == "not_found"
+    for amount in ("0", "-5", "1.234", "abc"):
+        invalid = await check(customer_svc, customer["id"], o, amount, expect=422)
+        assert invalid["code"] == "validation_error"
+    for role in ("coordinator", "ops"):
+        r = await customer_svc.http.post(
+            f"/customers/{customer['id']}/credit-checks",
+            json={"order_id": o, "amount": "10"},
+            headers=auth(role),
+        )
+        assert r.status_code == 403
+    # None of the failures stored a decision for the order.
+    assert (await check(customer_svc, customer["id"], o, "10"))["decision"] == "approved"
+
+
+async def test_customer_reads_its_own_credit(customer_svc: RunningService) -> None:
+    customer = await create(customer_svc, body(credit_limit="250.5"))
+    r = await customer_svc.http.get(
+        f"/customers/{customer['id']}/credit",
+        headers=auth("customer", customer_id=customer["id"]),
+    )
+    assert r.status_code == 200
+    assert r.json() == {
+        "customer_id": customer["id"],
+        "credit_limit": "250.50",
+        "credit_hold": False,
+        "open_order_value": "0.00",
+        "available": "250.50",
+        "open_orders": [],
+    }
