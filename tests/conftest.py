@@ -71,20 +71,30 @@ async def databases(tmp_path: Path) -> AsyncIterator[Databases]:
 
 @pytest.fixture
 async def stack(
-    nats_url: str, temporal: WorkflowEnvironment, databases: Databases, tmp_path: Path
+    request: pytest.FixtureRequest,
+    nats_url: str,
+    temporal: WorkflowEnvironment,
+    databases: Databases,
+    tmp_path: Path,
 ) -> AsyncIterator[Stack]:
+    """A test's services; `@pytest.mark.settings(order={...}, workflows={...})` overrides."""
     s = Stack(
         nats_url=nats_url,
         temporal_address=temporal.client.service_client.config.target_host,
         databases=databases,
         var_dir=tmp_path,
     )
+    marker = request.node.get_closest_marker("settings")
+    if marker is not None:
+        overrides = dict(marker.kwargs)
+        s.workflow_overrides = overrides.pop("workflows", {})
+        s.service_overrides = overrides
     yield s
     await s.close()
 
 
 def workflow_settings(stack: Stack) -> WorkflowSettings:
-    return WorkflowSettings(**stack.shared())
+    return WorkflowSettings(**{**stack.shared(), **stack.workflow_overrides})
 
 
 @pytest.fixture

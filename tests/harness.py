@@ -187,6 +187,8 @@ class Stack:
     ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
     services: dict[str, RunningService] = field(default_factory=dict)
     db_urls: dict[str, str] = field(default_factory=dict)
+    service_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workflow_overrides: dict[str, Any] = field(default_factory=dict)
 
     def shared(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -209,6 +211,7 @@ class Stack:
             "database_url": self.db_urls[service],
             "outbox_poll_seconds": 0.2,
             "consumer_backoff_seconds": 0.1,
+            **self.service_overrides.get(service, {}),
             **overrides,
         }
         return settings_class(service)(**values)

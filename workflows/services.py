@@ -11,8 +11,9 @@ from services.common import telemetry
 from services.common.auth import Role, issue_token
 from services.common.settings import SharedSettings
 
-# 4xx answers other than these mean the request itself is wrong: retrying cannot help.
-RETRYABLE_STATUS = {408, 409, 425, 429}
+# 4xx answers other than these mean the request (or the object's state) is wrong:
+# retrying cannot help, so the failure reaches the workflow at once.
+RETRYABLE_STATUS = {408, 425, 429}
 
 
 class ServiceClients:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -99,10 +100,12 @@ class Bus:
         return await self.js.publish(subject, payload, headers=hdrs)
 
     async def close(self) -> None:
+        """Flush and close. Not `drain()`: our consumers pull and ack explicitly and stop
+        before this, so there is nothing in flight to drain (and draining an idle pull
+        subscription waits for its timeout)."""
         if self._nc is not None and not self._nc.is_closed:
-            try:
-                await self._nc.drain()
-            except Exception:
-                await self._nc.close()
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=2)
+            await self._nc.close()
         self._nc = None
         self._js = None

@@ -88,6 +88,30 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from services.common.launcher import endpoints_from_var
+    from workflows.demo import Api, run_demo
+
+    base = SharedSettings()
+    settings = SharedSettings(**endpoints_from_var(base.var_dir))
+
+    async def go() -> None:
+        api = Api.from_settings(settings)
+        try:
+            await run_demo(api)
+        finally:
+            await api.close()
+
+    try:
+        asyncio.run(go())
+    except Exception as exc:
+        print(f"waybill demo: {exc} (is `./waybill up` running?)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_asyncapi(args: argparse.Namespace) -> int:
     from services.common.events import asyncapi_document
 
@@ -125,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     trace.add_argument("--last", type=int, default=20)
 
     sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI document")
+    sub.add_parser("demo", help="push demo orders through the running system to delivered")
 
     args, extra = parser.parse_known_args(argv)
     if args.command == "test":
@@ -138,5 +163,6 @@ def main(argv: list[str] | None = None) -> None:
         "token": _cmd_token,
         "trace": _cmd_trace,
         "asyncapi": _cmd_asyncapi,
+        "demo": _cmd_demo,
     }
     sys.exit(handlers[args.command](args))

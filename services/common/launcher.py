@@ -8,7 +8,9 @@ and stops everything in reverse order on Ctrl-C. State lives under `var/`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -19,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -214,6 +217,12 @@ def up() -> int:
 
         if not _wait_ready(system, ports):
             return 1
+        endpoints: dict[str, Any] = {
+            f"{svc}_url": f"http://127.0.0.1:{port}" for svc, port in ports.items()
+        }
+        (var / "endpoints.json").write_text(json.dumps(endpoints, indent=2))
+        if not _seed(var, env["WAYBILL_JWT_SECRET"], endpoints):
+            return 1
         for service, port in ports.items():
             print(f"  {service:<9} http://127.0.0.1:{port}/docs")
         print(f"  Temporal UI  http://127.0.0.1:{ui_port}")
@@ -235,6 +244,36 @@ def up() -> int:
     finally:
         system.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _seed(var: Path, secret: str, endpoints: dict[str, Any]) -> bool:
+    """Demo data on a fresh system (customers, catalogue, two warehouses with lots)."""
+    from workflows.demo import Api, seed
+
+    async def go() -> dict[str, str]:
+        settings = SharedSettings(var_dir=str(var), jwt_secret=secret, **endpoints)
+        api = Api.from_settings(settings)
+        try:
+            return await seed(api)
+        finally:
+            await api.close()
+
+    try:
+        customers = asyncio.run(go())
+    except Exception as exc:
+        print(f"waybill: seeding demo data failed: {exc}")
+        return False
+    print(f"  demo data: {len(customers)} customers, 4 SKUs, 2 warehouses  (./waybill demo)")
+    return True
+
+
+def endpoints_from_var(var_dir: str) -> dict[str, Any]:
+    """Service URLs the running `waybill up` chose (for CLI commands in another shell)."""
+    path = Path(var_dir) / "endpoints.json"
+    if not path.exists():
+        return {}
+    found: dict[str, Any] = json.loads(path.read_text())
+    return {k: v for k, v in found.items() if f"WAYBILL_{k.upper()}" not in os.environ}
 
 
 def _wait_ready(system: System, ports: dict[str, int], timeout: float = 90) -> bool:

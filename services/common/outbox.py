@@ -4,12 +4,15 @@ then relayed to JetStream until the stream acknowledges them.
 A relay that dies between publish and marking the row re-publishes after restart;
 the `Nats-Msg-Id` header (the event id) lets JetStream drop that duplicate.
 Several replicas relaying the same rows are harmless for the same reason.
+Events about one entity (the envelope's `subject`) reach the stream in commit order;
+different entities are published concurrently.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -107,12 +110,13 @@ class OutboxRelay:
         if not rows:
             return 0
         crash_point("outbox.before_publish")
-        results = await asyncio.gather(
-            *(self._publish(row) for row in rows), return_exceptions=True
-        )
+        lanes: dict[str, list[Any]] = {}
+        for row in rows:
+            lanes.setdefault(_entity(row.envelope), []).append(row)
+        outcomes = await asyncio.gather(*(self._publish_lane(lane) for lane in lanes.values()))
         crash_point("outbox.after_publish")
-        done = [row.seq for row, res in zip(rows, results, strict=True) if res is None]
-        failed = [(row.seq, res) for row, res in zip(rows, results, strict=True) if res is not None]
+        done = [seq for lane_done, _ in outcomes for seq in lane_done]
+        failed = [f for _, lane_failed in outcomes for f in lane_failed]
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
             if done:
@@ -127,6 +131,20 @@ class OutboxRelay:
                     .values(attempts=outbox.c.attempts + 1, last_error=repr(err)[:2000])
                 )
         return len(done)
+
+    async def _publish_lane(
+        self, rows: list[Any]
+    ) -> tuple[list[int], list[tuple[int, BaseException]]]:
+        """Publish one entity's events in order; stop at the first failure so a later
+        event never overtakes an earlier one on the stream."""
+        done: list[int] = []
+        for row in rows:
+            try:
+                await self._publish(row)
+            except Exception as exc:
+                return done, [(row.seq, exc)]
+            done.append(row.seq)
+        return done, []
 
     async def _publish(self, row: Any) -> None:
         parent = telemetry.extract(row.headers)
@@ -147,6 +165,14 @@ class OutboxRelay:
             span.set_attribute("messaging.nats.stream_seq", ack.seq)
             if ack.duplicate:
                 span.set_attribute("messaging.nats.duplicate", True)
+
+
+def _entity(envelope_json: str) -> str:
+    """The entity an event is about (its CloudEvents `subject`): the ordering key."""
+    try:
+        return str(json.loads(envelope_json).get("subject", ""))
+    except ValueError:
+        return ""
 
 
 async def pending_count(db: Database) -> int:

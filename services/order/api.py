@@ -32,10 +32,10 @@ diagnostics = APIRouter(prefix="/diagnostics", tags=["diagnostics"])
     summary="Start a round trip through NATS, the bridge and a Temporal workflow",
 )
 async def create_ping(
+    caller: Annotated[Principal, Depends(require(Role.OPS, Role.COORDINATOR))],
     body: PingCreate,
     runtime: RuntimeDep,
     key: IdempotencyKey,
-    caller: Annotated[Principal, Depends(require(Role.OPS, Role.COORDINATOR))],
 ) -> Any:
     async def create(session: AsyncSession) -> tuple[int, Any]:
         ping = Ping(

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.common import ops
 from services.common.app import create_app
-from services.order import stock_api
+from services.order import handlers, orders_api, stock_api
 from services.order.api import diagnostics
 from services.order.settings import OrderSettings, get_settings
 
@@ -16,5 +16,13 @@ def create(settings: OrderSettings | None = None) -> FastAPI:
         settings or get_settings(),
         title="Waybill order service",
         description="Catalogue, lot-aware stock ledger, reservations and orders.",
-        routers=[diagnostics, *stock_api.routers, ops.router],
+        routers=[
+            orders_api.router,
+            *stock_api.routers,
+            orders_api.internal,
+            diagnostics,
+            ops.router,
+        ],
+        workers=handlers.workers,
+        consumes=["shipment"],
     )

@@ -38,6 +38,7 @@ async def on_created(session: AsyncSession, event: Any, envelope: Envelope) -> N
             promised_date=event.promised_date,
             eta=event.promised_date,
             latest_event_at=None,
+            final_status=None,
             lots=[lot.model_dump() for lot in event.lots],
             updated_at=datetime.now(UTC),
         )
@@ -72,7 +73,9 @@ async def on_tracking(session: AsyncSession, event: Any, envelope: Envelope) -> 
                 description=event.description,
             )
         )
-    # The shipment service already resolved order and terminal states; follow the newest.
+    # Follow the newest event; an ended shipment keeps its status.
+    if view.status in TERMINAL:
+        return
     if view.latest_event_at is None or event.occurred_at >= view.latest_event_at:
         view.latest_event_at = event.occurred_at
         if view.status != event.status:

@@ -90,6 +90,7 @@ class ShipmentView(Base):
     service_level: Mapped[str] = mapped_column(String(32))
     tracking_number: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
+    final_status: Mapped[str | None] = mapped_column(String(32))
     promised_date: Mapped[str] = mapped_column(String(32))
     eta: Mapped[str | None] = mapped_column(String(40))
     latest_event_at: Mapped[str | None] = mapped_column(String(40))

@@ -145,3 +145,6 @@ class WarehouseRef(BaseModel):
 
 class CompleteIn(BaseModel):
     outcome: str = Field(pattern=r"^(delivered|partially_delivered|returned|partially_cancelled)$")
+    shipments: dict[str, str] = Field(
+        default_factory=dict, description="final status per shipment id, as the workflow saw it"
+    )

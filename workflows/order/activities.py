@@ -63,8 +63,10 @@ class OrderActivities:
         )
 
     @activity.defn(name="order.drop_backorders")
-    async def drop_backorders(self, order_id: str) -> None:
-        await self.clients.call("order", "POST", f"/internal/orders/{order_id}/drop-backorders")
+    async def drop_backorders(self, order_id: str) -> Reservation:
+        return Reservation.model_validate(
+            await self.clients.call("order", "POST", f"/internal/orders/{order_id}/drop-backorders")
+        )
 
     @activity.defn(name="order.issue")
     async def issue(self, req: WarehouseStep) -> list[Alloc]:
@@ -147,7 +149,7 @@ class OrderActivities:
             "order",
             "POST",
             f"/internal/orders/{req.order_id}/complete",
-            json={"outcome": req.outcome},
+            json={"outcome": req.outcome, "shipments": req.shipments},
         )
 
     @activity.defn(name="order.note")

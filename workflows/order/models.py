@@ -94,6 +94,7 @@ class CancelOrderIn(BaseModel):
 class CompleteIn(BaseModel):
     order_id: str
     outcome: str
+    shipments: dict[str, str] = {}
 
 
 class Signal(BaseModel):

@@ -120,16 +120,17 @@ class OrderToDelivery:
             return await self._cancel(self.cancel_reason)
         if reservation.status != "reserved":
             self.step = "backordered"
-            if not await self._wait(
+            filled = await self._wait(
                 lambda: self.backorder_filled, inp.policy.backorder_timeout_seconds
-            ):
-                if reservation.allocations and inp.policy.ship_partial_on_backorder_timeout:
-                    await self._act(OrderActivities.drop_backorders, inp.order_id)
-                else:
-                    return await self._cancel("backorder was not filled in time")
+            )
             if self.cancel_reason is not None:
                 return await self._cancel(self.cancel_reason)
-            reservation = await self._act(OrderActivities.reserve, inp.order_id)
+            if filled:
+                reservation = await self._act(OrderActivities.reserve, inp.order_id)
+            elif reservation.allocations and inp.policy.ship_partial_on_backorder_timeout:
+                reservation = await self._act(OrderActivities.drop_backorders, inp.order_id)
+            else:
+                return await self._cancel("backorder was not filled in time")
 
         self.step = "shipping"
         warehouses = sorted({a.warehouse_id for a in reservation.allocations})
@@ -150,7 +151,9 @@ class OrderToDelivery:
             )
             await self._flush_notes()
             if self.cancel_reason is not None and self.cancel_out is None:
-                await self._cancel(self.cancel_reason)
+                outcome = await self._cancel(self.cancel_reason)
+                if outcome.status == "cancelled":
+                    return outcome
 
         for ref in self.shipments.values():
             if ref.status == "returned_to_sender":
@@ -169,7 +172,12 @@ class OrderToDelivery:
         else:
             outcome = "returned"
         await self._act(
-            OrderActivities.complete_order, CompleteIn(order_id=inp.order_id, outcome=outcome)
+            OrderActivities.complete_order,
+            CompleteIn(
+                order_id=inp.order_id,
+                outcome=outcome,
+                shipments={s.shipment_id: s.status for s in self.shipments.values()},
+            ),
         )
         self.step = "completed"
         return OrderOutcome(order_id=inp.order_id, status="completed", outcome=outcome)

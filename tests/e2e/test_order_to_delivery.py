@@ -1,0 +1,244 @@
+"""Order to delivery through every real part: services, NATS, bridge, Temporal, worker.
+
+The carrier here scans only when the test pushes its webhook, so every path is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import World
+from tests.harness import auth, eventually
+
+pytestmark = pytest.mark.settings(
+    shipment={"simulator_enabled": False},
+    workflows={"backorder_timeout_seconds": 3600, "credit_hold_timeout_seconds": 3600},
+)
+
+DELIVER = ("IR", "PU", "AR", "OD", "DL")
+
+
+async def test_happy_path_to_delivered(world: World) -> None:
+    """Placed, confirmed from one warehouse, shipped, tracked, delivered, completed."""
+    order_id = await world.place(world.acme, ("COFFEE-1KG", 2), ("MUG-CERAMIC", 1))
+    [shipment] = await world.wait_shipments(order_id, 1)
+    assert shipment["warehouse_id"] == "WH-NORTH"
+    # FEFO: the coffee comes from the lot that expires first.
+    assert {(lot["sku"], lot["lot"]) for lot in shipment["lots"]} == {
+        ("COFFEE-1KG", "L-2601"),
+        ("MUG-CERAMIC", "M-0001"),
+    }
+    await world.scan(shipment["tracking_number"], *DELIVER)
+    await world.wait_status(order_id, "completed")
+
+    async def whole_story() -> dict[str, Any] | None:
+        # Tracking history reaches the order service through its own consumer.
+        s = await world.status(order_id)
+        return s if len(s["shipments"][0]["events"]) == 5 else None
+
+    final = await eventually(whole_story, message="tracking history")
+    assert final["outcome"] == "delivered"
+    [done] = final["shipments"]
+    assert done["status"] == "delivered"
+    assert [e["status"] for e in done["events"]] == [
+        "info_received",
+        "in_transit",
+        "in_transit",
+        "out_for_delivery",
+        "delivered",
+    ]
+    kinds = [t["kind"] for t in final["timeline"]]
+    for kind in (
+        "placed",
+        "confirmed",
+        "shipping",
+        "shipment_created",
+        "shipment_delivered",
+        "completed",
+    ):
+        assert kind in kinds, kinds
+    # The customer asks "where is my order?" and gets the same story; others get 404.
+    mine = await world.stack.services["order"].http.get(
+        f"/orders/{order_id}/status", headers=auth("customer", customer_id=world.acme)
+    )
+    assert mine.status_code == 200 and mine.json()["status"] == "completed"
+    theirs = await world.stack.services["order"].http.get(
+        f"/orders/{order_id}/status", headers=auth("customer", customer_id=world.jane)
+    )
+    assert theirs.status_code == 404
+
+
+async def test_split_across_two_warehouses(world: World) -> None:
+    order_id = await world.place(world.jane, ("MUG-CERAMIC", 1), ("GRINDER-BURR", 1))
+    shipments = await world.wait_shipments(order_id, 2)
+    assert sorted(s["warehouse_id"] for s in shipments) == ["WH-NORTH", "WH-SOUTH"]
+    await world.scan(shipments[0]["tracking_number"], *DELIVER)
+    status = await world.status(order_id)
+    assert status["status"] == "shipping"
+    await world.scan(shipments[1]["tracking_number"], *DELIVER)
+    final = await world.wait_status(order_id, "completed")
+    assert final["outcome"] == "delivered"
+
+
+async def test_backorder_then_stock_arrival(world: World) -> None:
+    order_id = await world.place(world.acme, ("FILTER-PAPER", 5))
+    await world.wait_status(order_id, "backordered")
+    await world.api.call(
+        "order",
+        "POST",
+        "/stock/receipts",
+        {"warehouse_id": "WH-SOUTH", "sku": "FILTER-PAPER", "lot": "F-1", "quantity": 3},
+        key="r1",
+    )
+    await asyncio.sleep(0.5)
+    assert (await world.status(order_id))["status"] == "backordered"  # 3 of 5 is not enough
+    await world.api.call(
+        "order",
+        "POST",
+        "/stock/receipts",
+        {"warehouse_id": "WH-SOUTH", "sku": "FILTER-PAPER", "lot": "F-2", "quantity": 10},
+        key="r2",
+    )
+    [shipment] = await world.wait_shipments(order_id, 1)
+    assert sum(lot["quantity"] for lot in shipment["lots"]) == 5
+    await world.scan(shipment["tracking_number"], *DELIVER)
+    await world.wait_status(order_id, "completed")
+
+
+async def test_cancel_before_dispatch_compensates(world: World) -> None:
+    """Cancel with the shipment not yet picked up: shipment cancelled, stock back."""
+    before = await world.availability("MUG-CERAMIC")
+    order_id = await world.place(world.acme, ("MUG-CERAMIC", 4))
+    [shipment] = await world.wait_shipments(order_id, 1)
+    assert (await world.availability("MUG-CERAMIC"))["WH-NORTH"] == before["WH-NORTH"] - 4
+    cancelled = await world.api.call(
+        "order", "POST", f"/orders/{order_id}/cancel", {"reason": "customer changed mind"}
+    )
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["cancel_reason"] == "customer changed mind"
+    assert (await world.availability("MUG-CERAMIC")) == before
+    ship = await world.api.call("shipment", "GET", f"/shipments/{shipment['shipment_id']}")
+    assert ship["status"] == "cancelled"
+
+
+async def test_cancel_after_dispatch_is_refused(world: World) -> None:
+    order_id = await world.place(world.acme, ("MUG-CERAMIC", 1))
+    [shipment] = await world.wait_shipments(order_id, 1)
+    await world.scan(shipment["tracking_number"], "IR", "PU")
+
+    async def dispatched() -> bool:
+        s = (await world.status(order_id))["shipments"][0]
+        return bool(s["status"] == "in_transit")
+
+    await eventually(dispatched, message="in transit")
+    await asyncio.sleep(0.5)  # the signal reaches the workflow through the bridge
+    r = await world.stack.services["order"].http.post(
+        f"/orders/{order_id}/cancel", json={"reason": "too late"}, headers=auth("coordinator")
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "already_dispatched"
+    await world.scan(
+        shipment["tracking_number"],
+        "OD",
+        "DL",
+    )
+    await world.wait_status(order_id, "completed")
+
+
+async def test_cancel_while_backordered(world: World) -> None:
+    order_id = await world.place(world.acme, ("FILTER-PAPER", 2))
+    await world.wait_status(order_id, "backordered")
+    r = await world.api.call("order", "POST", f"/orders/{order_id}/cancel", {"reason": "no wait"})
+    assert r["status"] == "cancelled"
+    # A later receipt does not resurrect it.
+    await world.api.call(
+        "order",
+        "POST",
+        "/stock/receipts",
+        {"warehouse_id": "WH-NORTH", "sku": "FILTER-PAPER", "lot": "F-9", "quantity": 5},
+        key="r9",
+    )
+    await asyncio.sleep(1)
+    assert (await world.status(order_id))["status"] == "cancelled"
+    assert (await world.availability("FILTER-PAPER"))["WH-NORTH"] == 5
+
+
+async def test_credit_hold_then_release(world: World) -> None:
+    """Globex has a 100 EUR limit: a 129 EUR order waits for a coordinator."""
+    order_id = await world.place(world.globex, ("GRINDER-BURR", 1))
+    await world.wait_status(order_id, "credit_hold")
+    released = await world.api.call("order", "POST", f"/orders/{order_id}/release-credit-hold")
+    assert released["status"] == "placed"
+    [shipment] = await world.wait_shipments(order_id, 1)
+    await world.scan(shipment["tracking_number"], *DELIVER)
+    final = await world.wait_status(order_id, "completed")
+    assert [t["kind"] for t in final["timeline"]].index("credit_hold") < [
+        t["kind"] for t in final["timeline"]
+    ].index("credit_released")
+
+
+async def test_duplicate_and_out_of_order_tracking(world: World) -> None:
+    """Scans pushed twice and a late in_transit after delivery change nothing."""
+    order_id = await world.place(world.acme, ("MUG-CERAMIC", 1))
+    [shipment] = await world.wait_shipments(order_id, 1)
+    tn = shipment["tracking_number"]
+    ids = ["e1", "e2", "e3"]
+    await world.scan(tn, "IR", "PU", "DL", ids=[f"{tn}-{i}" for i in ids])
+    await world.scan(tn, "IR", "PU", "DL", ids=[f"{tn}-{i}" for i in ids])  # duplicates
+    final = await world.wait_status(order_id, "completed")
+    from datetime import UTC, datetime, timedelta
+
+    await world.scan(tn, "AR", start=datetime.now(UTC) - timedelta(hours=1))  # late, older
+    await asyncio.sleep(0.5)
+    status = await world.status(order_id)
+    [s] = status["shipments"]
+    assert s["status"] == "delivered"
+    assert [e["status"] for e in s["events"]].count("delivered") == 1
+    assert len(s["events"]) == 4  # IR, PU, DL, and the late AR kept in history
+    assert final["outcome"] == "delivered"
+
+
+async def test_returned_to_sender_restocks(world: World) -> None:
+    before = await world.availability("GRINDER-BURR")
+    order_id = await world.place(world.jane, ("GRINDER-BURR", 2))
+    [shipment] = await world.wait_shipments(order_id, 1)
+    await world.scan(shipment["tracking_number"], "IR", "PU", "EX", "RT", "RS")
+    final = await world.wait_status(order_id, "completed")
+    assert final["outcome"] == "returned"
+    assert "coordinator_task" in [t["kind"] for t in final["timeline"]]
+    assert await world.availability("GRINDER-BURR") == before
+
+
+async def test_concurrent_orders_never_oversell(world: World) -> None:
+    """Twenty orders at once for 10 grinders: exactly 10 ship, the rest wait."""
+    ids = await asyncio.gather(*(world.place(world.jane, ("GRINDER-BURR", 1)) for _ in range(20)))
+
+    async def settled() -> list[str] | None:
+        states = [(await world.status(i))["status"] for i in ids]
+        return states if all(s in ("shipping", "backordered") for s in states) else None
+
+    states = await eventually(settled, 60, 0.2, "all orders reserved or backordered")
+    assert states.count("shipping") == 10 and states.count("backordered") == 10
+    assert (await world.availability("GRINDER-BURR"))["WH-SOUTH"] == 0
+
+
+@pytest.mark.settings(
+    shipment={"simulator_enabled": False},
+    workflows={"backorder_timeout_seconds": 1.5, "credit_hold_timeout_seconds": 1.5},
+)
+async def test_timeouts_cancel_or_ship_partial(world: World) -> None:
+    """Credit hold not released in time: cancelled. Backorder not filled in time: what is
+    reserved ships; an order with nothing reserved is cancelled."""
+    held = await world.place(world.globex, ("GRINDER-BURR", 1))
+    partial = await world.place(world.acme, ("MUG-CERAMIC", 1), ("FILTER-PAPER", 3))
+    nothing = await world.place(world.acme, ("FILTER-PAPER", 1))
+    assert (await world.wait_status(held, "cancelled"))["status"] == "cancelled"
+    assert (await world.wait_status(nothing, "cancelled"))["status"] == "cancelled"
+    [shipment] = await world.wait_shipments(partial, 1)
+    assert {lot["sku"] for lot in shipment["lots"]} == {"MUG-CERAMIC"}
+    await world.scan(shipment["tracking_number"], *DELIVER)
+    final = await world.wait_status(partial, "completed")
+    assert "backorder_dropped" in [t["kind"] for t in final["timeline"]]

@@ -1,0 +1,303 @@
+"""Demo data and a guided run: orders placed, split, backordered, shipped, tracked, delivered.
+
+`waybill up` seeds the demo data on a fresh system; `waybill demo` pushes orders through
+the running system and prints every step of their timelines with its trace id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+
+from services.common.auth import Role, issue_token
+from services.common.settings import SharedSettings
+
+WAREHOUSES: list[dict[str, Any]] = [
+    {"id": "WH-NORTH", "name": "Hamburg distribution centre", "country": "DE"},
+    {"id": "WH-SOUTH", "name": "Milan distribution centre", "country": "IT"},
+]
+SKUS: list[dict[str, Any]] = [
+    {
+        "code": "COFFEE-1KG",
+        "gtin": "4006381333931",
+        "name": "Espresso beans 1 kg",
+        "unit_price": "18.50",
+        "weight_grams": 1000,
+        "shelf_life": True,
+    },
+    {
+        "code": "MUG-CERAMIC",
+        "gtin": "5901234123457",
+        "name": "Ceramic mug",
+        "unit_price": "6.90",
+        "weight_grams": 350,
+    },
+    {
+        "code": "GRINDER-BURR",
+        "gtin": "4012345678901",
+        "name": "Burr grinder",
+        "unit_price": "129.00",
+        "weight_grams": 2400,
+    },
+    {
+        "code": "FILTER-PAPER",
+        "gtin": "10012345678902",
+        "name": "Filter papers, case of 12",
+        "unit_price": "24.00",
+        "weight_grams": 1200,
+    },
+]
+# (warehouse, sku, lot, days to expiry or None, quantity)
+RECEIPTS = [
+    ("WH-NORTH", "COFFEE-1KG", "L-2601", 90, 40),
+    ("WH-NORTH", "COFFEE-1KG", "L-2602", 180, 60),
+    ("WH-SOUTH", "COFFEE-1KG", "L-2603", 60, 30),
+    ("WH-NORTH", "MUG-CERAMIC", "M-0001", None, 100),
+    ("WH-SOUTH", "GRINDER-BURR", "G-0001", None, 10),
+]
+CUSTOMERS: list[dict[str, Any]] = [
+    {
+        "name": "Acme Logistics GmbH",
+        "kind": "b2b",
+        "email": "orders@acme.example",
+        "phone": "+49 40 1234567",
+        "credit_limit": "20000",
+        "addresses": [
+            {
+                "kind": "shipping",
+                "line1": "Hafenstrasse 1",
+                "city": "Hamburg",
+                "postal_code": "20457",
+                "country": "DE",
+            }
+        ],
+    },
+    {
+        "name": "Jane Doe",
+        "kind": "b2c",
+        "email": "jane@example.org",
+        "phone": "+39 02 7654321",
+        "addresses": [
+            {
+                "kind": "shipping",
+                "line1": "Via Roma 10",
+                "city": "Milano",
+                "postal_code": "20121",
+                "country": "IT",
+            }
+        ],
+    },
+    {
+        "name": "Globex Retail",
+        "kind": "b2b",
+        "email": "buying@globex.example",
+        "credit_limit": "100",
+        "addresses": [
+            {
+                "kind": "shipping",
+                "line1": "1 Market Street",
+                "city": "Dublin",
+                "postal_code": "D01",
+                "country": "IE",
+            }
+        ],
+    },
+]
+
+
+@dataclass
+class Api:
+    """Calls to the running services with one bearer token."""
+
+    urls: dict[str, str]
+    token: str
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+
+    @classmethod
+    def from_settings(cls, settings: SharedSettings, role: Role = Role.COORDINATOR) -> Api:
+        urls = {s: settings.service_url(s) for s in ("customer", "order", "shipment")}
+        token = issue_token(
+            settings.resolved_jwt_secret(), role, subject="waybill-demo", issuer=settings.jwt_issuer
+        )
+        return cls(urls, token)
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        key: str | None = None,
+        params: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200, 201, 202),
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if key:
+            headers["Idempotency-Key"] = key
+        r = await self.http.request(
+            method, self.urls[service] + path, json=json, headers=headers, params=params
+        )
+        if r.status_code not in ok:
+            raise RuntimeError(f"{method} {service}{path} -> {r.status_code}: {r.text[:500]}")
+        return r.json()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+async def seed(api: Api, today: date | None = None) -> dict[str, str]:
+    """Create the demo warehouses, catalogue, stock and customers once; returns the
+    customer ids by name. A system that already has warehouses is left alone."""
+    today = today or date.today()
+    existing = await api.call("order", "GET", "/warehouses")
+    items = existing["items"] if isinstance(existing, dict) else existing
+    customers: dict[str, str] = {}
+    if not any(w["id"] == "WH-NORTH" for w in items):
+        for wh in WAREHOUSES:
+            await api.call("order", "POST", "/warehouses", wh, key=f"seed-{wh['id']}")
+        for sku in SKUS:
+            await api.call("order", "POST", "/catalogue/skus", sku, key=f"seed-{sku['code']}")
+        for wh_id, sku_code, lot, days, qty in RECEIPTS:
+            await api.call(
+                "order",
+                "POST",
+                "/stock/receipts",
+                {
+                    "warehouse_id": wh_id,
+                    "sku": sku_code,
+                    "lot": lot,
+                    "quantity": qty,
+                    "expiry": (today + timedelta(days=days)).isoformat() if days else None,
+                    "reference": "demo seed",
+                },
+                key=f"seed-{wh_id}-{lot}",
+            )
+        for c in CUSTOMERS:
+            body = await api.call("customer", "POST", "/customers", c, key=f"seed-{c['name']}")
+            customers[c["name"]] = body["id"]
+    else:
+        for c in CUSTOMERS:
+            page = await api.call("customer", "GET", "/customers", params={"q": c["name"]})
+            match = [x for x in page["items"] if x["name"] == c["name"]]
+            if match:
+                customers[c["name"]] = match[0]["id"]
+    return customers
+
+
+def ship_to(customer: dict[str, Any]) -> dict[str, Any]:
+    address = customer["addresses"][0]
+    return {
+        "name": customer["name"],
+        "line1": address["line1"],
+        "city": address["city"],
+        "postal_code": address["postal_code"],
+        "country": address["country"],
+    }
+
+
+async def place(
+    api: Api, customer_id: str, address: dict[str, Any], lines: list[tuple[str, int]]
+) -> dict[str, Any]:
+    order: dict[str, Any] = await api.call(
+        "order",
+        "POST",
+        "/orders",
+        {
+            "customer_id": customer_id,
+            "ship_to": address,
+            "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+        },
+        key=str(uuid.uuid4()),
+    )
+    return order
+
+
+async def follow(
+    api: Api,
+    order_id: str,
+    label: str,
+    out: Callable[[str], None],
+    wait_seconds: float = 120,
+    until: tuple[str, ...] = ("completed", "cancelled"),
+    shown: int = 0,
+) -> dict[str, Any]:
+    """Print the order's timeline as it grows (after the first `shown` entries), until
+    it reaches one of `until`."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        status: dict[str, Any] = await api.call("order", "GET", f"/orders/{order_id}/status")
+        for entry in status["timeline"][shown:]:
+            trace = (entry.get("trace_id") or "")[:12]
+            out(f"  [{label}] {entry['kind']:<22} {entry['detail']}  trace={trace}")
+        shown = len(status["timeline"])
+        if status["status"] in until and (status["status"] != "completed" or _settled(status)):
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"order {order_id} still {status['status']} after {wait_seconds}s")
+        await asyncio.sleep(0.3)
+
+
+ENDED = ("delivered", "returned_to_sender", "expired", "cancelled")
+
+
+def _settled(status: dict[str, Any]) -> bool:
+    """Tracking reaches the order's read model through its own consumer, a moment after
+    the workflow completes the order; wait for it so the printed story is whole."""
+    shipments = status["shipments"]
+    created = [t for t in status["timeline"] if t["kind"] == "shipment_created"]
+    return len(shipments) == len(created) > 0 and all(
+        s["status"] in ENDED and s["events"] for s in shipments
+    )
+
+
+async def run_demo(api: Api, out: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Three orders: one from one warehouse, one split across two, one backordered and
+    then filled by a receipt. Returns their final `/status` answers."""
+    customers = await seed(api)
+    acme, jane = customers["Acme Logistics GmbH"], customers["Jane Doe"]
+    acme_c = await api.call("customer", "GET", f"/customers/{acme}")
+    jane_c = await api.call("customer", "GET", f"/customers/{jane}")
+    one = await place(api, acme, ship_to(acme_c), [("COFFEE-1KG", 2), ("MUG-CERAMIC", 1)])
+    split = await place(api, jane, ship_to(jane_c), [("MUG-CERAMIC", 1), ("GRINDER-BURR", 1)])
+    back = await place(api, acme, ship_to(acme_c), [("FILTER-PAPER", 5)])
+    out(f"placed {one['id']} (one warehouse), {split['id']} (split), {back['id']} (backorder)")
+    results = await asyncio.gather(
+        follow(api, one["id"], "one", out),
+        follow(api, split["id"], "split", out),
+        _backorder_then_receive(api, back["id"], out),
+    )
+    for result in results:
+        shipments = ", ".join(
+            f"{s['warehouse_id']}:{s['tracking_number']}={s['status']}" for s in result["shipments"]
+        )
+        out(f"{result['order_id']}: {result['status']} ({result['outcome']}) {shipments}")
+    return list(results)
+
+
+async def _backorder_then_receive(
+    api: Api, order_id: str, out: Callable[[str], None]
+) -> dict[str, Any]:
+    waiting = await follow(api, order_id, "backorder", out, until=("backordered",))
+    out("  [backorder] receiving 20 x FILTER-PAPER into WH-SOUTH")
+    await api.call(
+        "order",
+        "POST",
+        "/stock/receipts",
+        {
+            "warehouse_id": "WH-SOUTH",
+            "sku": "FILTER-PAPER",
+            "lot": f"F-{uuid.uuid4().hex[:6]}",
+            "quantity": 20,
+            "reference": "demo restock",
+        },
+        key=str(uuid.uuid4()),
+    )
+    return await follow(api, order_id, "backorder", out, shown=len(waiting["timeline"]))
