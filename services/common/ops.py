@@ -8,14 +8,13 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
 
-from services.common.app import Runtime, runtime_of
 from services.common.auth import Principal, Role, require
+from services.common.deps import RuntimeDep
 from services.common.tables import inbox, outbox
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 
 Staff = Annotated[Principal, Depends(require(Role.OPS, Role.COORDINATOR))]
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 
 @router.get("/messaging", summary="Outbox backlog, inbox totals and consumer lag")

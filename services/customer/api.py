@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import math
@@ -19,11 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from services.common.app import Runtime, runtime_of
 from services.common.auth import Principal, Role, require
+from services.common.deps import IdempotencyKey, RuntimeDep
 from services.common.events import CustomerCreated, CustomerCreditChanged, CustomerUpdated
-from services.common.idempotency import REPLAY_HEADER, idempotency_key, run_idempotent
+from services.common.idempotency import REPLAY_HEADER, run_idempotent
 from services.common.outbox import stage
+from services.common.pagination import decode_cursor, encode_cursor
 from services.common.problems import BadRequest, NotFound, ProblemError, Unprocessable
 from services.customer import domain
 from services.customer.models import (
@@ -49,8 +48,6 @@ from services.customer.schemas import (
     OpenOrderPublic,
 )
 
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 Writer = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.SERVICE))]
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
 Staff = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.OPS, Role.SERVICE))]
@@ -340,8 +337,7 @@ def _filters_fingerprint(q: str | None, kind: str | None, credit_hold: bool | No
 
 
 def _encode_cursor(mode: str, fingerprint: str, key: list[Any]) -> str:
-    raw = json.dumps({"m": mode, "f": fingerprint, "k": key}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor(mode, fingerprint, *key)
 
 
 # What each position of a cursor key holds: (name_key, id), or (tier, -score, name_key, id).
@@ -352,23 +348,13 @@ _CURSOR_TYPES: dict[str, tuple[tuple[type, ...], ...]] = {
 
 
 def _decode_cursor(cursor: str, mode: str, fingerprint: str) -> list[Any]:
-    invalid = BadRequest(
-        "cursor is not one this list handed out for these filters", code="invalid_cursor"
-    )
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise invalid from exc
-    if not isinstance(data, dict) or data.get("m") != mode or data.get("f") != fingerprint:
-        raise invalid
-    key = data.get("k")
+    """The key of a cursor handed out by this list, for these same filters."""
     types = _CURSOR_TYPES[mode]
-    if not isinstance(key, list) or len(key) != len(types):
-        raise invalid
-    for value, allowed in zip(key, types, strict=True):
-        if isinstance(value, bool) or not isinstance(value, allowed):
-            raise invalid
+    head, tail, *key = decode_cursor(cursor, str, str, *types)
+    if head != mode or tail != fingerprint:
+        raise BadRequest(
+            "cursor is not one this list handed out for these filters", code="invalid_cursor"
+        )
     return key
 
 

@@ -10,17 +10,14 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import telemetry
-from services.common.app import Runtime, runtime_of
 from services.common.auth import Principal, Role, require
+from services.common.deps import IdempotencyKey, RuntimeDep
 from services.common.events import PingAnswered, PingRequested
-from services.common.idempotency import idempotency_key, run_idempotent
+from services.common.idempotency import run_idempotent
 from services.common.outbox import stage
 from services.common.problems import NotFound
 from services.order.models import Ping
 from services.order.schemas import PingAnswer, PingCreate, PingPublic
-
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 
 diagnostics = APIRouter(prefix="/diagnostics", tags=["diagnostics"])
 

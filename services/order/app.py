@@ -1,4 +1,4 @@
-"""Order service: catalogue, stock ledger, orders (diagnostics ping for now)."""
+"""Order service: catalogue, lot-aware stock ledger, reservations, orders and their status."""
 
 from __future__ import annotations
 

@@ -9,13 +9,12 @@ placed ──► credit_hold ──► placed (released)
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import telemetry
-from services.common.problems import Conflict, Unprocessable
+from services.common.problems import Conflict
 from services.order.models import Order, TimelineEntry
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -55,16 +54,3 @@ def note(session: AsyncSession, order_id: str, kind: str, detail: str) -> None:
             trace_id=telemetry.current_trace_id(),
         )
     )
-
-
-def encode_cursor(created_at: datetime, order_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{order_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
-        at, order_id = raw.split("|", 1)
-        return datetime.fromisoformat(at), order_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable("cursor is not one this API returned", code="invalid_cursor") from exc

@@ -14,14 +14,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import events as ev
-from services.common.app import Runtime, runtime_of
+from services.common.app import Runtime
 from services.common.auth import Principal, Role, require
-from services.common.idempotency import idempotency_key, run_idempotent
+from services.common.deps import IdempotencyKey, RuntimeDep
+from services.common.idempotency import run_idempotent
 from services.common.outbox import stage
+from services.common.pagination import decode_time_cursor, encode_time_cursor
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.order import stock
 from services.order.models import Order, OrderLine, ShipmentView, ShipmentViewEvent, TimelineEntry
-from services.order.orders import OPEN, decode_cursor, encode_cursor, note, transition
+from services.order.orders import OPEN, note, transition
 from services.order.schemas import (
     CancelRequest,
     CompleteIn,
@@ -40,8 +42,6 @@ from services.order.stock_models import Sku
 from services.order.stock_schemas import Allocation, LineRequest, ReservationResult
 from services.order.workflow_client import WorkflowGateway
 
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 Reader = Annotated[
     Principal, Depends(require(Role.COORDINATOR, Role.OPS, Role.SERVICE, Role.CUSTOMER))
 ]
@@ -209,7 +209,7 @@ async def list_orders(
     if status:
         query = query.where(Order.status == status)
     if cursor:
-        at, last_id = decode_cursor(cursor)
+        at, last_id = decode_time_cursor(cursor)
         query = query.where(
             sa.tuple_(Order.created_at, Order.id) < sa.tuple_(sa.literal(at), sa.literal(last_id))
         )
@@ -219,7 +219,7 @@ async def list_orders(
     rows = rows[:limit]
     return {
         "items": [_public(o) for o in rows],
-        "next_cursor": encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        "next_cursor": encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None,
     }
 
 

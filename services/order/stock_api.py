@@ -7,8 +7,6 @@ processes (`service`: recall, replenishment and receiving workflows) change stoc
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,9 +15,10 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.app import Runtime, runtime_of
 from services.common.auth import Principal, Role, require
-from services.common.idempotency import idempotency_key, run_idempotent
+from services.common.deps import IdempotencyKey, RuntimeDep
+from services.common.idempotency import run_idempotent
+from services.common.pagination import decode_cursor, encode_cursor
 from services.common.problems import BadRequest, Conflict, NotFound
 from services.order import stock
 from services.order.gtin import to_gtin14
@@ -55,8 +54,6 @@ from services.order.stock_schemas import (
     dump,
 )
 
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 AnyRole = Annotated[Principal, Depends(require(*Role))]
 Staff = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.OPS, Role.SERVICE))]
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
@@ -68,29 +65,6 @@ catalogue = APIRouter(prefix="/catalogue", tags=["catalogue"])
 warehouses = APIRouter(prefix="/warehouses", tags=["warehouses"])
 stock_router = APIRouter(prefix="/stock", tags=["stock"])
 routers: list[APIRouter] = [catalogue, warehouses, stock_router]
-
-
-def _encode_cursor(value: str | int) -> str:
-    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    invalid = BadRequest("cursor is not one this API handed out", code="invalid_cursor")
-    try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        value = raw.decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise invalid from exc
-    if not value or _encode_cursor(value) != cursor:
-        raise invalid
-    return value
-
-
-def _decode_int_cursor(cursor: str) -> int:
-    value = _decode_cursor(cursor)
-    if not value.isdigit():
-        raise BadRequest("cursor is not one this API handed out", code="invalid_cursor")
-    return int(value)
 
 
 async def _insert_unique(session: AsyncSession, row: Any, conflict: Conflict) -> None:
@@ -156,14 +130,14 @@ async def list_skus(
 ) -> SkuPage:
     query = sa.select(Sku).order_by(Sku.code).limit(limit + 1)
     if cursor:
-        query = query.where(Sku.code > _decode_cursor(cursor))
+        query = query.where(Sku.code > decode_cursor(cursor, str)[0])
     async with runtime.db.reading() as session:
         rows = list(await session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
     return SkuPage(
         items=[SkuPublic.model_validate(r) for r in rows],
-        next_cursor=_encode_cursor(rows[-1].code) if more else None,
+        next_cursor=encode_cursor(rows[-1].code) if more else None,
     )
 
 
@@ -462,14 +436,14 @@ async def list_movements(
         if value is not None:
             query = query.where(column == value)
     if cursor:
-        query = query.where(StockMovement.id < _decode_int_cursor(cursor))
+        query = query.where(StockMovement.id < decode_cursor(cursor, int)[0])
     async with runtime.db.reading() as session:
         rows = list(await session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
     return MovementPage(
         items=[MovementPublic.model_validate(r) for r in rows],
-        next_cursor=_encode_cursor(rows[-1].id) if more else None,
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
     )
 
 
@@ -491,12 +465,12 @@ async def list_backorders(
     if status is not None:
         query = query.where(StockBackorder.status == status)
     if cursor:
-        query = query.where(StockBackorder.id > _decode_int_cursor(cursor))
+        query = query.where(StockBackorder.id > decode_cursor(cursor, int)[0])
     async with runtime.db.reading() as session:
         rows = list(await session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
     return BackorderPage(
         items=[BackorderPublic.model_validate(r) for r in rows],
-        next_cursor=_encode_cursor(rows[-1].id) if more else None,
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
     )

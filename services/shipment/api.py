@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,11 +13,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.app import Runtime, runtime_of
 from services.common.auth import Principal, Role, require
+from services.common.deps import IdempotencyKey, RuntimeDep
 from services.common.events import ShipmentCancelled, ShipmentCreated
-from services.common.idempotency import idempotency_key, run_idempotent
+from services.common.idempotency import run_idempotent
 from services.common.outbox import stage
+from services.common.pagination import decode_time_cursor, encode_time_cursor
 from services.common.problems import (
     Conflict,
     NotFound,
@@ -73,8 +71,6 @@ from services.shipment.schemas import (
 from services.shipment.settings import ShipmentSettings
 from services.shipment.simulator import SimulatorFeeder, plan_rows
 
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 Creator = Annotated[Principal, Depends(require(Role.SERVICE, Role.COORDINATOR))]
 Reader = Annotated[
     Principal, Depends(require(Role.COORDINATOR, Role.OPS, Role.SERVICE, Role.CUSTOMER))
@@ -456,23 +452,6 @@ async def cancel_shipment(
         return await shipment_detail(session, shipment)
 
 
-def _encode_cursor(s: Shipment) -> str:
-    raw = json.dumps([s.created_at.isoformat(), s.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, shipment_id = json.loads(raw)
-        moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None or not isinstance(shipment_id, str):
-            raise ValueError("bad cursor")
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
-        raise Unprocessable("cursor is not one this API handed out", code="invalid_cursor") from exc
-    return moment, shipment_id
-
-
 @shipments.get(
     "",
     response_model=ShipmentPage,
@@ -511,7 +490,7 @@ async def list_shipments(
             picked = picked.where(ShipmentLineLot.sku == sku)
         query = query.where(picked.exists())
     if cursor is not None:
-        after_created, after_id = _decode_cursor(cursor)
+        after_created, after_id = decode_time_cursor(cursor)
         query = query.where(
             sa.or_(
                 Shipment.created_at < after_created,
@@ -524,7 +503,9 @@ async def list_shipments(
     page = rows[:limit]
     return ShipmentPage(
         items=[shipment_out(s) for s in page],
-        next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None,
+        next_cursor=encode_time_cursor(page[-1].created_at, page[-1].id)
+        if len(rows) > limit
+        else None,
     )
 
 

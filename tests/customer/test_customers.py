@@ -459,14 +459,15 @@ async def test_bad_cursor_is_400(customer_svc: RunningService) -> None:
     cursor = page.json()["next_cursor"]
     assert cursor
     data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    forged = base64.urlsafe_b64encode(json.dumps({**data, "k": [1, None]}).encode()).decode()
+    # A cursor is [mode, filters fingerprint, *sort key].
+    forged = base64.urlsafe_b64encode(json.dumps([*data[:2], 1, None]).encode()).decode()
     search = await customer_svc.http.get(
         "/customers", params={"q": "customer", "limit": 1}, headers=auth("ops")
     )
     ranked = search.json()["next_cursor"]
     data = json.loads(base64.urlsafe_b64decode(ranked + "=" * (-len(ranked) % 4)))
     forged_rank = base64.urlsafe_b64encode(
-        json.dumps({**data, "k": ["x", 0.5, "a", "b"]}).encode()
+        json.dumps([*data[:2], "x", 0.5, "a", "b"]).encode()
     ).decode()
     for params in (
         {"cursor": forged},  # the right filters, keys of the wrong type

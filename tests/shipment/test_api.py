@@ -238,7 +238,7 @@ async def test_listing_filters_and_pages(svc: RunningService) -> None:
     bad = await svc.http.get("/shipments", params={"status": "lost"}, headers=staff)
     assert bad.status_code == 422
     bad = await svc.http.get("/shipments", params={"cursor": "garbage!"}, headers=staff)
-    assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor"
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_cursor"
 
 
 async def test_cancel_before_dispatch_then_replace(stack: Stack, svc: RunningService) -> None:
