@@ -19,6 +19,7 @@ def create(settings: OrderSettings | None = None) -> FastAPI:
         routers=[
             orders_api.router,
             *stock_api.routers,
+            orders_api.tasks,
             orders_api.internal,
             diagnostics,
             ops.router,

@@ -9,13 +9,15 @@ placed ──► credit_hold ──► placed (released)
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import telemetry
 from services.common.problems import Conflict
-from services.order.models import Order, TimelineEntry
+from services.order.models import CoordinatorTask, Order, TimelineEntry
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "placed": frozenset({"credit_hold", "confirmed", "backordered", "cancelled"}),
@@ -52,5 +54,36 @@ def note(session: AsyncSession, order_id: str, kind: str, detail: str) -> None:
             kind=kind,
             detail=detail,
             trace_id=telemetry.current_trace_id(),
+        )
+    )
+
+
+def open_task(session: AsyncSession, order_id: str, kind: str, detail: str) -> None:
+    """Ask a coordinator to look at the order (and say so on its timeline)."""
+    session.add(
+        CoordinatorTask(
+            id=str(uuid.uuid4()),
+            order_id=order_id,
+            kind=kind,
+            detail=detail,
+            status="open",
+            created_at=datetime.now(UTC),
+        )
+    )
+    note(session, order_id, "coordinator_task", f"{kind}: {detail}")
+
+
+async def close_tasks(
+    session: AsyncSession, order_id: str, by: str, resolution: str, kind: str | None = None
+) -> None:
+    """Resolve the order's open tasks (of one kind) that the order's progress settled."""
+    query = sa.update(CoordinatorTask).where(
+        CoordinatorTask.order_id == order_id, CoordinatorTask.status == "open"
+    )
+    if kind is not None:
+        query = query.where(CoordinatorTask.kind == kind)
+    await session.execute(
+        query.values(
+            status="resolved", resolved_at=datetime.now(UTC), resolved_by=by, resolution=resolution
         )
     )

@@ -22,8 +22,15 @@ from services.common.outbox import stage
 from services.common.pagination import decode_time_cursor, encode_time_cursor
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.order import stock
-from services.order.models import Order, OrderLine, ShipmentView, ShipmentViewEvent, TimelineEntry
-from services.order.orders import OPEN, note, transition
+from services.order.models import (
+    CoordinatorTask,
+    Order,
+    OrderLine,
+    ShipmentView,
+    ShipmentViewEvent,
+    TimelineEntry,
+)
+from services.order.orders import OPEN, close_tasks, note, open_task, transition
 from services.order.schemas import (
     CancelRequest,
     CompleteIn,
@@ -34,6 +41,9 @@ from services.order.schemas import (
     OrderPublic,
     OrderStatus,
     ShipmentStatus,
+    TaskPage,
+    TaskPublic,
+    TaskResolve,
     TimelineItem,
     TrackingItem,
     WarehouseRef,
@@ -50,6 +60,7 @@ Service = Annotated[Principal, Depends(require(Role.SERVICE))]
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 internal = APIRouter(prefix="/internal/orders", tags=["internal"])
+tasks = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 def gateway(request: Request) -> WorkflowGateway:
@@ -262,6 +273,7 @@ async def release_credit_hold(
             raise Conflict(f"order is {order.status}, not on credit hold", code="not_on_hold")
         transition(order, "placed")
         note(session, order.id, "credit_released", f"released by {caller.subject}")
+        await close_tasks(session, order.id, caller.subject, "credit released", "credit_hold")
         await stage(
             session,
             runtime.source,
@@ -342,6 +354,7 @@ async def _cancel(session: AsyncSession, runtime: Runtime, order: Order, reason:
     if transition(order, "cancelled"):
         order.cancel_reason = reason
         note(session, order.id, "cancelled", reason)
+        await close_tasks(session, order.id, "waybill", f"order cancelled: {reason}", "credit_hold")
         await stage(
             session,
             runtime.source,
@@ -364,6 +377,7 @@ async def hold_for_credit(order_id: str, body: NoteIn, runtime: RuntimeDep, _: S
         order = await _load_for_update(session, order_id)
         if transition(order, "credit_hold"):
             note(session, order.id, "credit_hold", body.detail)
+            open_task(session, order.id, "credit_hold", f"release or cancel: {body.detail}")
             await stage(
                 session,
                 runtime.source,
@@ -536,6 +550,71 @@ async def add_note(order_id: str, body: NoteIn, runtime: RuntimeDep, _: Service)
         await _load_for_update(session, order_id)
         note(session, order_id, body.kind, body.detail)
     return {"status": "ok"}
+
+
+@internal.post("/{order_id}/tasks", status_code=201)
+async def add_task(order_id: str, body: NoteIn, runtime: RuntimeDep, _: Service) -> Any:
+    """The workflow asks a coordinator to look at the order (e.g. a carrier exception)."""
+    async with runtime.db.transaction() as session:
+        await _load_for_update(session, order_id)
+        open_task(session, order_id, body.kind, body.detail)
+    return {"status": "ok"}
+
+
+# --- coordinator tasks -----------------------------------------------------------
+
+
+@tasks.get("", response_model=TaskPage, summary="What coordinators must look at, oldest first")
+async def list_tasks(
+    runtime: RuntimeDep,
+    _: Annotated[Principal, Depends(require(Role.COORDINATOR, Role.OPS))],
+    status: Annotated[str, Query(pattern="^(open|resolved)$")] = "open",
+    order_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Any:
+    query = (
+        sa.select(CoordinatorTask)
+        .where(CoordinatorTask.status == status)
+        .order_by(CoordinatorTask.created_at, CoordinatorTask.id)
+        .limit(limit + 1)
+    )
+    if order_id:
+        query = query.where(CoordinatorTask.order_id == order_id)
+    if cursor:
+        at, last_id = decode_time_cursor(cursor)
+        query = query.where(
+            sa.tuple_(CoordinatorTask.created_at, CoordinatorTask.id)
+            > sa.tuple_(sa.literal(at), sa.literal(last_id))
+        )
+    async with runtime.db.reading() as session:
+        rows = list((await session.execute(query)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return TaskPage(
+        items=[TaskPublic.model_validate(t) for t in rows],
+        next_cursor=encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+    )
+
+
+@tasks.post("/{task_id}/resolve", response_model=TaskPublic)
+async def resolve_task(
+    task_id: str,
+    body: TaskResolve,
+    runtime: RuntimeDep,
+    caller: Annotated[Principal, Depends(require(Role.COORDINATOR))],
+) -> Any:
+    async with runtime.db.transaction() as session:
+        task = await session.get(CoordinatorTask, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        if task.status == "open":
+            task.status = "resolved"
+            task.resolved_at = datetime.now(UTC)
+            task.resolved_by = caller.subject
+            task.resolution = body.resolution
+            note(session, task.order_id, "task_resolved", f"{task.kind}: {body.resolution}")
+        return TaskPublic.model_validate(task)
 
 
 def pick_reference(order_id: str, warehouse_id: str) -> str:

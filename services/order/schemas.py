@@ -148,3 +148,26 @@ class CompleteIn(BaseModel):
     shipments: dict[str, str] = Field(
         default_factory=dict, description="final status per shipment id, as the workflow saw it"
     )
+
+
+class TaskPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    order_id: str
+    kind: str
+    detail: str
+    status: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+
+
+class TaskPage(BaseModel):
+    items: list[TaskPublic]
+    next_cursor: str | None
+
+
+class TaskResolve(BaseModel):
+    resolution: str = Field(min_length=1, max_length=2000)

@@ -170,8 +170,19 @@ async def test_credit_hold_then_release(world: World) -> None:
     """Globex has a 100 EUR limit: a 129 EUR order waits for a coordinator."""
     order_id = await world.place(world.globex, ("GRINDER-BURR", 1))
     await world.wait_status(order_id, "credit_hold")
+    [task] = (await world.api.call("order", "GET", "/tasks", params={"order_id": order_id}))[
+        "items"
+    ]
+    assert task["kind"] == "credit_hold"
+    customer = world.stack.services["order"].http
+    denied = await customer.get("/tasks", headers=auth("customer", customer_id=world.globex))
+    assert denied.status_code == 403
     released = await world.api.call("order", "POST", f"/orders/{order_id}/release-credit-hold")
     assert released["status"] == "placed"
+    closed = await world.api.call(
+        "order", "GET", "/tasks", params={"order_id": order_id, "status": "resolved"}
+    )
+    assert [t["resolution"] for t in closed["items"]] == ["credit released"]
     [shipment] = await world.wait_shipments(order_id, 1)
     await world.scan(shipment["tracking_number"], *DELIVER)
     final = await world.wait_status(order_id, "completed")
@@ -210,6 +221,17 @@ async def test_returned_to_sender_restocks(world: World) -> None:
     assert final["outcome"] == "returned"
     assert "coordinator_task" in [t["kind"] for t in final["timeline"]]
     assert await world.availability("GRINDER-BURR") == before
+    # The exception waits on the coordinators' task list until someone resolves it.
+    [task] = (await world.api.call("order", "GET", "/tasks", params={"order_id": order_id}))[
+        "items"
+    ]
+    assert task["kind"] == "shipment_exception" and task["status"] == "open"
+    resolved = await world.api.call(
+        "order", "POST", f"/tasks/{task['id']}/resolve", {"resolution": "customer called"}
+    )
+    assert resolved["status"] == "resolved" and resolved["resolved_by"] == "e2e"
+    left = await world.api.call("order", "GET", "/tasks", params={"order_id": order_id})
+    assert left["items"] == []
 
 
 async def test_concurrent_orders_never_oversell(world: World) -> None:

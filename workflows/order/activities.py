@@ -161,6 +161,15 @@ class OrderActivities:
             json={"kind": req.kind, "detail": req.detail},
         )
 
+    @activity.defn(name="order.open_task")
+    async def open_task(self, req: NoteIn) -> None:
+        await self.clients.call(
+            "order",
+            "POST",
+            f"/internal/orders/{req.order_id}/tasks",
+            json={"kind": req.kind, "detail": req.detail},
+        )
+
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.get_order,
@@ -176,4 +185,5 @@ class OrderActivities:
             self.cancel_order,
             self.complete_order,
             self.note,
+            self.open_task,
         ]

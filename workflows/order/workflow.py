@@ -58,7 +58,8 @@ class OrderToDelivery:
         self.shipments: dict[str, ShipmentRef] = {}
         self.early: dict[str, ShipmentSignal] = {}
         self.exceptions: list[str] = []
-        self.notes: list[NoteIn] = []
+        self.tasks: list[NoteIn] = []
+        self.flagged: set[str] = set()
         self.cancel_reason: str | None = None
         self.cancel_out: CancelOut | None = None
 
@@ -145,11 +146,11 @@ class OrderToDelivery:
             await workflow.wait_condition(
                 lambda: (
                     self._all_ended()
-                    or bool(self.notes)
+                    or bool(self.tasks)
                     or (self.cancel_reason is not None and self.cancel_out is None)
                 )
             )
-            await self._flush_notes()
+            await self._open_tasks()
             if self.cancel_reason is not None and self.cancel_out is None:
                 outcome = await self._cancel(self.cancel_reason)
                 if outcome.status == "cancelled":
@@ -204,9 +205,9 @@ class OrderToDelivery:
     def _all_ended(self) -> bool:
         return bool(self.shipments) and all(s.status in TERMINAL for s in self.shipments.values())
 
-    async def _flush_notes(self) -> None:
-        while self.notes:
-            await self._act(OrderActivities.note, self.notes.pop(0))
+    async def _open_tasks(self) -> None:
+        while self.tasks:
+            await self._act(OrderActivities.open_task, self.tasks.pop(0))
 
     async def _cancel(self, reason: str) -> OrderOutcome:
         """Compensate: cancel undispatched shipments and put their stock back; cancel the
@@ -289,9 +290,11 @@ class OrderToDelivery:
         if signal.status == "exception":
             text = f"{ref.tracking_number}: {signal.description or 'carrier exception'}"
             self.exceptions.append(text)
-            self.notes.append(
-                NoteIn(order_id=self.order_id, kind="coordinator_task", detail=f"exception {text}")
-            )
+            if ref.shipment_id not in self.flagged:  # one task per troubled shipment
+                self.flagged.add(ref.shipment_id)
+                self.tasks.append(
+                    NoteIn(order_id=self.order_id, kind="shipment_exception", detail=text)
+                )
 
     @workflow.update(name="cancel")
     async def cancel(self, req: CancelIn) -> CancelOut:
