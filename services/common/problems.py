@@ -8,8 +8,9 @@ The hierarchy:
     ├── Forbidden           403  authenticated, not allowed: forbidden
     ├── NotFound            404  absent, or not the caller's to see: not_found
     ├── Conflict            409  the object's state forbids it: conflict
-    └── Unprocessable       422  well-formed but invalid: validation_error,
-                                 idempotency_key_reused
+    ├── Unprocessable       422  well-formed but invalid: validation_error,
+    │                            idempotency_key_reused
+    └── Unavailable         503  a dependency is down; retry later: unavailable
 
 Anything else becomes a 500 `internal_error` without internals in the body.
 """
@@ -81,6 +82,10 @@ class Conflict(ProblemError):
 
 class Unprocessable(ProblemError):
     status, code, title = 422, "validation_error", "Validation failed"
+
+
+class Unavailable(ProblemError):
+    status, code, title = 503, "unavailable", "Service unavailable"
 
 
 _STATUS_CODES = {

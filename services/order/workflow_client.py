@@ -12,7 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from services.common.problems import Conflict
+from services.common.problems import Conflict, Unavailable
 from services.common.settings import ServiceSettings
 
 
@@ -27,12 +27,18 @@ class WorkflowGateway:
     async def client(self) -> Client:
         async with self._lock:
             if self._client is None:
-                self._client = await Client.connect(
-                    self.settings.temporal_address,
-                    namespace=self.settings.temporal_namespace,
-                    data_converter=pydantic_data_converter,
-                    interceptors=[TracingInterceptor()],
-                )
+                try:
+                    self._client = await Client.connect(
+                        self.settings.temporal_address,
+                        namespace=self.settings.temporal_namespace,
+                        data_converter=pydantic_data_converter,
+                        interceptors=[TracingInterceptor()],
+                    )
+                except RuntimeError as exc:
+                    raise Unavailable(
+                        "the workflow engine is unreachable; try again shortly",
+                        headers={"Retry-After": "5"},
+                    ) from exc
             return self._client
 
     async def cancel(self, order_id: str, reason: str) -> dict[str, Any] | None:
@@ -53,7 +59,10 @@ class WorkflowGateway:
                 return None
             if exc.status == RPCStatusCode.FAILED_PRECONDITION:
                 return None  # the workflow already finished
-            raise
+            raise Unavailable(
+                f"the workflow engine did not take the cancel: {exc.message}",
+                headers={"Retry-After": "5"},
+            ) from exc
 
     async def live_step(self, order_id: str) -> dict[str, Any] | None:
         """The workflow's own view (query `status`), or None when it is not reachable."""

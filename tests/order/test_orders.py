@@ -19,9 +19,9 @@ ADDRESS = {
 }
 
 
-@pytest.fixture
-async def order(stack: Stack) -> RunningService:
-    svc = await stack.start("order")
+async def seeded(stack: Stack, **overrides: Any) -> RunningService:
+    """The order service with the demo warehouses and catalogue."""
+    svc = await stack.start("order", **overrides)
     staff = auth("coordinator")
     for wh in WAREHOUSES:
         r = await svc.http.post(
@@ -34,6 +34,11 @@ async def order(stack: Stack) -> RunningService:
         )
         assert r.status_code == 201, r.text
     return svc
+
+
+@pytest.fixture
+async def order(stack: Stack) -> RunningService:
+    return await seeded(stack)
 
 
 def body(customer: str = "c-1", **changes: Any) -> dict[str, Any]:
@@ -148,3 +153,17 @@ async def test_list_filters_and_pages(order: RunningService) -> None:
     assert seen == [ids[4], ids[2], ids[0]]
     bad = await order.http.get("/orders", params={"cursor": "!!"}, headers=staff)
     assert bad.status_code == 400
+
+
+async def test_cancel_without_the_workflow_engine_is_503(stack: Stack) -> None:
+    """Temporal unreachable: a clear 503 with Retry-After, and the order untouched."""
+    svc = await seeded(stack, temporal_address="127.0.0.1:9")
+    staff = auth("coordinator")
+    placed = (
+        await svc.http.post("/orders", json=body(), headers={**staff, "Idempotency-Key": "t"})
+    ).json()
+    r = await svc.http.post(f"/orders/{placed['id']}/cancel", json={}, headers=staff)
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "unavailable" and r.headers["retry-after"] == "5"
+    got = await svc.http.get(f"/orders/{placed['id']}", headers=staff)
+    assert got.json()["status"] == "placed"
