@@ -18,8 +18,10 @@ class WorkflowSettings(SharedSettings):
 
     service: ClassVar[str] = "workflows"
     model_config = SettingsConfigDict(env_prefix="WAYBILL_WORKFLOWS_", extra="ignore")
-    max_concurrent_activities: int = 200
-    max_concurrent_workflow_tasks: int = 200
+    # Sized for a small machine: more in flight only makes workflow tasks time out.
+    max_concurrent_activities: int = 50
+    max_concurrent_local_activities: int = 50
+    max_concurrent_workflow_tasks: int = 50
     credit_hold_timeout_seconds: float = 3 * 24 * 3600
     backorder_timeout_seconds: float = 7 * 24 * 3600
     ship_partial_on_backorder_timeout: bool = True

@@ -39,6 +39,7 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=activities(clients),
         max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_local_activities=settings.max_concurrent_local_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
     )
 

@@ -112,6 +112,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if str(PROJECT_ROOT) not in sys.path:  # `bench` is not an installed package everywhere
+        sys.path.insert(0, str(PROJECT_ROOT))
+    from bench.order_pipeline import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 def _cmd_asyncapi(args: argparse.Namespace) -> int:
     from services.common.events import asyncapi_document
 
@@ -150,10 +158,17 @@ def main(argv: list[str] | None = None) -> None:
 
     sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI document")
     sub.add_parser("demo", help="push demo orders through the running system to delivered")
+    sub.add_parser(
+        "bench",
+        add_help=False,  # `waybill bench --help` shows the benchmark's own options
+        help="benchmark orders through a private system: [--orders N] [--out PATH] ...",
+    )
 
     args, extra = parser.parse_known_args(argv)
     if args.command == "test":
         args.pytest_args = [*args.pytest_args, *extra]
+    elif args.command == "bench":
+        args.bench_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handlers = {
@@ -164,5 +179,6 @@ def main(argv: list[str] | None = None) -> None:
         "trace": _cmd_trace,
         "asyncapi": _cmd_asyncapi,
         "demo": _cmd_demo,
+        "bench": _cmd_bench,
     }
     sys.exit(handlers[args.command](args))

@@ -58,12 +58,15 @@ def note(session: AsyncSession, order_id: str, kind: str, detail: str) -> None:
     )
 
 
-def open_task(session: AsyncSession, order_id: str, kind: str, detail: str) -> None:
+def open_task(
+    session: AsyncSession, order_id: str, kind: str, detail: str, key: str | None = None
+) -> None:
     """Ask a coordinator to look at the order (and say so on its timeline)."""
     session.add(
         CoordinatorTask(
             id=str(uuid.uuid4()),
             order_id=order_id,
+            key=key,
             kind=kind,
             detail=detail,
             status="open",

@@ -375,6 +375,13 @@ async def _cancel(session: AsyncSession, runtime: Runtime, order: Order, reason:
 async def hold_for_credit(order_id: str, body: NoteIn, runtime: RuntimeDep, _: Service) -> Any:
     async with runtime.db.transaction() as session:
         order = await _load_for_update(session, order_id)
+        released = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(TimelineEntry)
+            .where(TimelineEntry.order_id == order.id, TimelineEntry.kind == "credit_released")
+        )
+        if order.status != "placed" or released:
+            return _public(order)  # a replay after the hold was placed or released
         if transition(order, "credit_hold"):
             note(session, order.id, "credit_hold", body.detail)
             open_task(session, order.id, "credit_hold", f"release or cancel: {body.detail}")
@@ -395,6 +402,11 @@ async def reserve(order_id: str, runtime: RuntimeDep, _: Service) -> Any:
     reservation the order holds."""
     async with runtime.db.transaction() as session:
         order = await _load_for_update(session, order_id)
+        if order.status in ("shipping", "completed"):
+            # A replayed step (local activities re-run when a workflow task fails):
+            # answer what the order got then.
+            held = await stock.allocations_of(session, order.id)
+            return ReservationResult(status="reserved", allocations=held, missing=[])
         if order.status not in ("placed", "confirmed", "backordered"):
             raise Conflict(f"order is {order.status}; nothing to reserve", code="not_reservable")
         result = await stock.reserve(
@@ -557,7 +569,13 @@ async def add_task(order_id: str, body: NoteIn, runtime: RuntimeDep, _: Service)
     """The workflow asks a coordinator to look at the order (e.g. a carrier exception)."""
     async with runtime.db.transaction() as session:
         await _load_for_update(session, order_id)
-        open_task(session, order_id, body.kind, body.detail)
+        if body.key and await session.scalar(
+            sa.select(CoordinatorTask.id).where(
+                CoordinatorTask.order_id == order_id, CoordinatorTask.key == body.key
+            )
+        ):
+            return {"status": "ok"}  # the workflow step ran before
+        open_task(session, order_id, body.kind, body.detail, key=body.key)
     return {"status": "ok"}
 
 

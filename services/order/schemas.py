@@ -137,6 +137,9 @@ class OrderStatus(BaseModel):
 class NoteIn(BaseModel):
     kind: str = Field(min_length=1, max_length=48)
     detail: str = Field(min_length=1, max_length=2000)
+    key: str | None = Field(
+        default=None, max_length=200, description="makes a repeated request a no-op"
+    )
 
 
 class WarehouseRef(BaseModel):

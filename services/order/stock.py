@@ -770,6 +770,13 @@ async def restock(session: AsyncSession, shipment_id: str, source: str) -> list[
     return aggregate(rows)
 
 
+async def allocations_of(session: AsyncSession, order_id: str) -> list[Allocation]:
+    """What the order holds: still reserved, or already issued to a shipment."""
+    return aggregate(
+        await _allocations(session, order_id=order_id, statuses=("reserved", "issued"))
+    )
+
+
 async def reservations_of(session: AsyncSession, order_id: str) -> list[Allocation]:
     """What the order still has reserved (not yet issued), per line and lot."""
     return aggregate(await _allocations(session, order_id=order_id, statuses=("reserved",)))

@@ -49,6 +49,7 @@ class NoteIn(BaseModel):
     order_id: str
     kind: str
     detail: str
+    key: str | None = None
 
 
 class Alloc(BaseModel):

@@ -293,7 +293,12 @@ class OrderToDelivery:
             if ref.shipment_id not in self.flagged:  # one task per troubled shipment
                 self.flagged.add(ref.shipment_id)
                 self.tasks.append(
-                    NoteIn(order_id=self.order_id, kind="shipment_exception", detail=text)
+                    NoteIn(
+                        order_id=self.order_id,
+                        kind="shipment_exception",
+                        detail=text,
+                        key=f"exception:{ref.shipment_id}",
+                    )
                 )
 
     @workflow.update(name="cancel")

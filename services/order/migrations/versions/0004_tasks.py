@@ -20,6 +20,7 @@ def upgrade() -> None:
         "coordinator_tasks",
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("order_id", sa.String(36), nullable=False, index=True),
+        sa.Column("key", sa.String(200), nullable=True),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False, index=True),
@@ -28,6 +29,7 @@ def upgrade() -> None:
         sa.Column("resolved_by", sa.String(128), nullable=True),
         sa.Column("resolution", sa.Text(), nullable=True),
         sa.CheckConstraint("status IN ('open', 'resolved')", name="ck_coordinator_tasks_status"),
+        sa.UniqueConstraint("order_id", "key", name="uq_coordinator_tasks_key"),
     )
     op.create_index("ix_coordinator_tasks_open", "coordinator_tasks", ["status", "created_at"])
 
