@@ -113,8 +113,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if str(PROJECT_ROOT) not in sys.path:  # `bench` is not an installed package everywhere
-        sys.path.insert(0, str(PROJECT_ROOT))
     from bench.order_pipeline import main as bench_main
 
     return bench_main(args.bench_args)
@@ -164,10 +162,20 @@ def main(argv: list[str] | None = None) -> None:
         help="benchmark orders through a private system: [--orders N] [--out PATH] ...",
     )
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["test"] and not {"-h", "--help"} & set(argv[1:2]):
+        # Everything after `test` belongs to pytest (argparse would split `-p name`).
+        rest = argv[1:]
+        postgres = "--postgres" in rest
+        sys.exit(
+            _cmd_test(
+                argparse.Namespace(
+                    postgres=postgres, pytest_args=[a for a in rest if a != "--postgres"]
+                )
+            )
+        )
     args, extra = parser.parse_known_args(argv)
-    if args.command == "test":
-        args.pytest_args = [*args.pytest_args, *extra]
-    elif args.command == "bench":
+    if args.command == "bench":
         args.bench_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -88,3 +88,20 @@ def test_asyncapi_lists_every_event() -> None:
     doc = json.loads(out.stdout)
     assert doc["asyncapi"].startswith("3.")
     assert doc["channels"]["order_ping_requested_v1"]["address"] == "order.ping.requested"
+
+
+def test_test_command_hands_every_argument_to_pytest() -> None:
+    """`waybill test -p no:cacheprovider -k x` reaches pytest whole."""
+    out = run(
+        "test",
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "asyncapi",
+        "tests/common/test_cli.py",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "test_asyncapi_lists_every_event" in out.stdout
+    assert "1/" in out.stdout or "1 test" in out.stdout or "1 selected" in out.stdout
