@@ -1,5 +1,5 @@
 # Shortcuts; each target goes through ./waybill, which installs what it needs.
-.PHONY: run test test-postgres lint
+.PHONY: run test test-postgres lint bench
 run:
 	./waybill up
 test:
@@ -8,3 +8,5 @@ test-postgres:
 	./waybill test --postgres
 lint:
 	./waybill lint
+bench:
+	./waybill bench

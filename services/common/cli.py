@@ -28,7 +28,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 def _cmd_lint(args: argparse.Namespace) -> int:
     bin_dir = Path(sys.executable).parent
-    paths = ["services", "workflows", "tests"]
+    paths = ["services", "workflows", "bench", "tests"]
     steps = [
         [str(bin_dir / "ruff"), "check", *paths],
         [str(bin_dir / "ruff"), "format", "--check", *paths],

@@ -178,6 +178,9 @@ def up() -> int:
     system = System(var, env)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)
+    # A background job from a non-interactive shell inherits SIGINT ignored; Ctrl-C
+    # (or `kill -INT`) must stop the system all the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         nats = system.spawn(
             "nats", [_binary("nats-server"), "-c", str(nats_config(var, nats_port))]

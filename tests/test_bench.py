@@ -1,0 +1,47 @@
+"""`waybill bench` runs end to end on a tiny load and reports every figure.
+
+A smoke test only: it checks that each figure, baseline and ratio is there and
+positive, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.harness import BIN, USE_POSTGRES
+
+FIGURES = {
+    "intake_vs_constant_endpoint",
+    "intake_vs_workflow_starts",
+    "completions_vs_workflow_completions",
+    "status_vs_constant_endpoint",
+    "status_p50_vs_constant_endpoint",
+    "status_p99_vs_constant_endpoint",
+    "delivery_latency_vs_workflow_latency",
+}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+@pytest.mark.skipif(USE_POSTGRES, reason="the benchmark's system always runs on SQLite")
+def test_bench_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAYBILL_")}
+    argv = [str(BIN / "waybill"), "bench", "--orders", "30", "--duration", "2", "--out", str(out)]
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=230)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "orders accepted/s" in run.stdout
+
+    report = json.loads(out.read_text())
+    assert set(report["figures"]) == FIGURES
+    for name, figure in report["figures"].items():
+        for key in ("waybill", "baseline", "ratio"):
+            assert figure[key] > 0, (name, key, figure)
+    assert report["details"]["intake"]["accepted"] == 30
+    assert isinstance(report["problems"], list)  # what went wrong is reported, not asserted
