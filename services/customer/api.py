@@ -154,6 +154,20 @@ async def open_orders(
     return total, rows
 
 
+async def open_order_total(
+    session: AsyncSession, customer_id: str, *, exclude_order: str | None = None
+) -> Decimal:
+    """The customer's open order value, summed by the database (a customer may have
+    thousands of open orders; loading them all per credit check does not scale).
+    Rounded to cents: SQLite sums NUMERIC as floating point, exact to far below a cent."""
+    stmt = sa.select(sa.func.coalesce(sa.func.sum(OpenOrder.amount), 0)).where(
+        OpenOrder.customer_id == customer_id, OpenOrder.status == "open"
+    )
+    if exclude_order is not None:
+        stmt = stmt.where(OpenOrder.order_id != exclude_order)
+    return domain.money(Decimal(str(await session.scalar(stmt))))
+
+
 def credit_changed(customer: Customer, open_order_value: Decimal) -> CustomerCreditChanged:
     return CustomerCreditChanged(
         customer_id=customer.id,
@@ -320,7 +334,7 @@ async def update_customer(
                 subject=customer.id,
             )
             if {"credit_limit", "credit_hold"} & set(changed):
-                total, _rows = await open_orders(session, customer.id)
+                total = await open_order_total(session, customer.id)
                 await stage(
                     session, runtime.source, credit_changed(customer, total), subject=customer.id
                 )
@@ -548,7 +562,7 @@ async def check_credit(
                 customer = await session.get(Customer, customer_id)
                 if customer is None:
                     raise NotFound(f"customer {customer_id} not found")
-                others, _rows = await open_orders(session, customer_id, exclude_order=body.order_id)
+                others = await open_order_total(session, customer_id, exclude_order=body.order_id)
                 decision = domain.decide_credit(
                     credit_limit=customer.credit_limit,
                     credit_hold=customer.credit_hold,

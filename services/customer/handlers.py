@@ -24,7 +24,7 @@ from services.common.events import OrderCancelled, OrderCompleted, OrderPlaced
 from services.common.inbox import Handler, InboxConsumer, JetStreamWorker, PermanentError
 from services.common.outbox import stage
 from services.customer import domain
-from services.customer.api import credit_changed, open_orders
+from services.customer.api import credit_changed, open_order_total
 from services.customer.models import Customer, OpenOrder
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ async def _exposure_changed(session: AsyncSession, source: str, customer_id: str
     if customer is None:
         log.warning("order exposure for unknown customer %s recorded", customer_id)
         return
-    total, _rows = await open_orders(session, customer_id)
+    total = await open_order_total(session, customer_id)
     await stage(session, source, credit_changed(customer, total), subject=customer_id)
 
 
