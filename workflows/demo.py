@@ -18,6 +18,7 @@ import httpx
 
 from services.common.auth import Role, issue_token
 from services.common.settings import SharedSettings
+from workflows.order.models import TERMINAL
 
 WAREHOUSES: list[dict[str, Any]] = [
     {"id": "WH-NORTH", "name": "Hamburg distribution centre", "country": "DE"},
@@ -245,16 +246,13 @@ async def follow(
         await asyncio.sleep(0.3)
 
 
-ENDED = ("delivered", "returned_to_sender", "expired", "cancelled")
-
-
 def _settled(status: dict[str, Any]) -> bool:
     """Tracking reaches the order's read model through its own consumer, a moment after
     the workflow completes the order; wait for it so the printed story is whole."""
     shipments = status["shipments"]
     created = [t for t in status["timeline"] if t["kind"] == "shipment_created"]
     return len(shipments) == len(created) > 0 and all(
-        s["status"] in ENDED and s["events"] for s in shipments
+        s["status"] in TERMINAL and s["events"] for s in shipments
     )
 
 

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -250,12 +249,3 @@ async def claim(session: AsyncSession, consumer: str, envelope: Envelope) -> boo
     ).on_conflict_do_nothing()
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def processed(session: AsyncSession, consumer: str, event_id: str) -> bool:
-    row = await session.execute(
-        sa.select(inbox.c.event_id).where(
-            inbox.c.consumer == consumer, inbox.c.event_id == event_id
-        )
-    )
-    return row.first() is not None

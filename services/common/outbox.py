@@ -173,11 +173,3 @@ def _entity(envelope_json: str) -> str:
         return str(json.loads(envelope_json).get("subject", ""))
     except ValueError:
         return ""
-
-
-async def pending_count(db: Database) -> int:
-    async with db.reading() as session:
-        result = await session.execute(
-            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-        )
-        return int(result.scalar_one())
