@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from services.common import telemetry
 from services.common.bus import Bus
+from services.common.tasks import stop_tasks, with_deadline
 from tests import harness
 from tests.harness import BIN, Databases, Stack
 from workflows.bridge import bridges
@@ -105,8 +106,8 @@ async def worker(stack: Stack, temporal: WorkflowEnvironment) -> AsyncIterator[N
     w = build_worker(temporal.client, settings, clients)
     task = asyncio.create_task(w.run())
     yield
-    await w.shutdown()
-    await task
+    await with_deadline(w.shutdown(), 30, "worker shutdown")
+    await stop_tasks([task], deadline=10)
     await clients.close()
 
 
@@ -122,9 +123,7 @@ async def bridge(stack: Stack, temporal: WorkflowEnvironment) -> AsyncIterator[N
     await b.ensure_deadletter_stream()
     tasks = [asyncio.create_task(w.run()) for w in workers]
     yield
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await stop_tasks(tasks)
     await b.close()
 
 

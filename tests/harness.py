@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from services.common.app import Runtime
 from services.common.auth import Role, issue_token
 from services.common.settings import SERVICE_PORTS, ServiceSettings
+from services.common.tasks import log_task_stacks, stop_tasks
 from services.customer.settings import CustomerSettings
 from services.order.settings import OrderSettings
 from services.returns.settings import ReturnsSettings
@@ -136,13 +137,26 @@ class RunningService:
 
     async def stop(self) -> None:
         self.server.should_exit = True
-        await self.task
+        done, _ = await asyncio.wait({self.task}, timeout=30)
+        if not done:
+            log_task_stacks()
+            self.server.force_exit = True
+            await stop_tasks([self.task], deadline=10)
+            raise RuntimeError(f"{self.name} did not stop within 30 s (task stacks logged)")
+        self.task.result()
         await self.http.aclose()
 
 
 async def serve_in_process(name: str, app: FastAPI, port: int) -> RunningService:
     """Run a service app under uvicorn in this event loop, on a real port."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 30

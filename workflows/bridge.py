@@ -26,6 +26,7 @@ from services.common.bus import Bus
 from services.common.envelope import Envelope
 from services.common.events import Event, parse, stream_name
 from services.common.inbox import JetStreamWorker
+from services.common.tasks import stop_tasks
 from workflows.order.models import OrderInput, Policy, ShipmentSignal, Signal
 from workflows.order.workflow import OrderToDelivery
 from workflows.ping.models import PingInput
@@ -192,9 +193,7 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     await stop.wait()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await stop_tasks(tasks)
     await bus.close()
     telemetry.flush()
 

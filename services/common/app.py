@@ -9,7 +9,6 @@ and NATS answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -33,6 +32,7 @@ from services.common.migrate import upgrade_to_head
 from services.common.outbox import WAKE_FLAG, OutboxRelay
 from services.common.problems import install_problem_handlers, problem_response
 from services.common.settings import ServiceSettings
+from services.common.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in reversed(runtime.tasks):
-                task.cancel()
-            for task in runtime.tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await stop_tasks(reversed(runtime.tasks))
             await bus.close()
             await db.dispose()
             telemetry.flush()
