@@ -168,6 +168,40 @@ async def open_order_total(
     return domain.money(Decimal(str(await session.scalar(stmt))))
 
 
+async def exposure(
+    session: AsyncSession, customer_id: str, *, exclude_order: str | None = None
+) -> tuple[Decimal, Decimal]:
+    """(open order value, pending value) of a customer, read in one statement so both
+    come from one snapshot while the exposure consumer moves orders from one to the other.
+
+    Pending: orders already credit-checked whose `order.placed` has not reached this
+    service yet. They are real orders (the order service checks credit after placing
+    one), so they count: otherwise two orders checked back to back could both be
+    approved against the same headroom."""
+    open_q = sa.select(sa.func.coalesce(sa.func.sum(OpenOrder.amount), 0)).where(
+        OpenOrder.customer_id == customer_id, OpenOrder.status == "open"
+    )
+    pending_q = sa.select(sa.func.coalesce(sa.func.sum(CreditCheck.amount), 0)).where(
+        CreditCheck.customer_id == customer_id, CreditCheck.counted_at.is_(None)
+    )
+    if exclude_order is not None:
+        open_q = open_q.where(OpenOrder.order_id != exclude_order)
+        pending_q = pending_q.where(CreditCheck.order_id != exclude_order)
+    row = (
+        await session.execute(sa.select(open_q.scalar_subquery(), pending_q.scalar_subquery()))
+    ).one()
+    return domain.money(Decimal(str(row[0]))), domain.money(Decimal(str(row[1])))
+
+
+async def mark_check_counted(session: AsyncSession, order_id: str) -> None:
+    """The order's own event has arrived: its credit check stops counting as pending."""
+    await session.execute(
+        sa.update(CreditCheck)
+        .where(CreditCheck.order_id == order_id, CreditCheck.counted_at.is_(None))
+        .values(counted_at=datetime.now(UTC))
+    )
+
+
 def credit_changed(customer: Customer, open_order_value: Decimal) -> CustomerCreditChanged:
     return CustomerCreditChanged(
         customer_id=customer.id,
@@ -559,10 +593,20 @@ async def check_credit(
         async with runtime.db.transaction() as session:
             check = await session.get(CreditCheck, body.order_id)
             if check is None:
-                customer = await session.get(Customer, customer_id)
+                # Locked, so checks of one customer's orders decide one after another,
+                # each seeing the ones before it as pending exposure.
+                customer = await session.scalar(
+                    sa.select(Customer).where(Customer.id == customer_id).with_for_update()
+                )
                 if customer is None:
                     raise NotFound(f"customer {customer_id} not found")
-                others = await open_order_total(session, customer_id, exclude_order=body.order_id)
+                open_value, pending = await exposure(
+                    session, customer_id, exclude_order=body.order_id
+                )
+                others = open_value + pending
+                already_seen = await session.scalar(
+                    sa.select(OpenOrder.order_id).where(OpenOrder.order_id == body.order_id)
+                )
                 decision = domain.decide_credit(
                     credit_limit=customer.credit_limit,
                     credit_hold=customer.credit_hold,
@@ -582,6 +626,7 @@ async def check_credit(
                     available=decision.available,
                     checked_by=caller.subject,
                     checked_at=datetime.now(UTC),
+                    counted_at=None if already_seen is None else datetime.now(UTC),
                 )
                 session.add(check)
                 await session.flush()
@@ -609,12 +654,14 @@ async def get_credit(customer_id: str, runtime: RuntimeDep, caller: StaffOrCusto
         if customer is None:
             raise NotFound(f"customer {customer_id} not found")
         total, rows = await open_orders(session, customer_id)
+        _, pending = await exposure(session, customer_id)
     limit = customer.credit_limit
     return CreditStatus(
         customer_id=customer.id,
         credit_limit=limit,
         credit_hold=customer.credit_hold,
         open_order_value=total,
-        available=None if limit is None else domain.money(limit) - total,
+        pending_value=pending,
+        available=None if limit is None else domain.money(limit) - total - pending,
         open_orders=[OpenOrderPublic.model_validate(r) for r in rows],
     )

@@ -24,7 +24,7 @@ from services.common.events import OrderCancelled, OrderCompleted, OrderPlaced
 from services.common.inbox import Handler, InboxConsumer, JetStreamWorker, PermanentError
 from services.common.outbox import stage
 from services.customer import domain
-from services.customer.api import credit_changed, open_order_total
+from services.customer.api import credit_changed, mark_check_counted, open_order_total
 from services.customer.models import Customer, OpenOrder
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ async def _exposure_changed(session: AsyncSession, source: str, customer_id: str
 def placed_handler(source: str) -> Handler:
     async def on_placed(session: AsyncSession, event: OrderPlaced, envelope: Envelope) -> None:
         amount = _amount(event.total, event.order_id)
+        await mark_check_counted(session, event.order_id)
         row = await _order_row(session, event.order_id)
         if row is not None:
             if row.placed_at is None:
@@ -93,6 +94,7 @@ def closed_handler(source: str, status: str) -> Handler:
     async def on_closed(
         session: AsyncSession, event: OrderCancelled | OrderCompleted, envelope: Envelope
     ) -> None:
+        await mark_check_counted(session, event.order_id)
         row = await _order_row(session, event.order_id)
         now = datetime.now(UTC)
         if row is None:

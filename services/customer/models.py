@@ -148,6 +148,12 @@ class CreditCheck(Base):
         CheckConstraint("decision IN ('approved', 'hold')", name="ck_credit_checks_decision"),
         CheckConstraint("amount > 0", name="ck_credit_checks_amount"),
         Index("ix_credit_checks_customer", "customer_id", "checked_at"),
+        Index(
+            "ix_credit_checks_uncounted",
+            "customer_id",
+            postgresql_where=text("counted_at IS NULL"),
+            sqlite_where=text("counted_at IS NULL"),
+        ),
     )
 
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -162,6 +168,9 @@ class CreditCheck(Base):
     available: Mapped[Decimal | None] = mapped_column(Money)
     checked_by: Mapped[str] = mapped_column(String(128))
     checked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # When the order's own event reached the open orders; until then the check's
+    # amount is pending exposure (the order exists, its `order.placed` is in flight).
+    counted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class OpenOrder(Base):

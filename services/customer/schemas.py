@@ -230,7 +230,9 @@ class CreditCheckResult(BaseModel):
     credit_limit: Decimal | None
     credit_hold: bool
     open_order_value: Decimal = Field(
-        description="Value of the customer's other open orders when the check ran"
+        description="Value of the customer's other open orders when the check ran, "
+        "including orders checked before whose placement had not reached the customer "
+        "service yet"
     )
     available: Decimal | None = Field(
         description="Credit limit minus open_order_value (negative when already over); "
@@ -251,9 +253,13 @@ class CreditStatus(BaseModel):
     customer_id: str
     credit_limit: Decimal | None
     credit_hold: bool
-    open_order_value: Decimal
+    open_order_value: Decimal = Field(description="Sum of the open orders listed below")
+    pending_value: Decimal = Field(
+        description="Orders already credit-checked whose placement has not reached the "
+        "customer service yet (seconds, normally); they count against the limit too"
+    )
     available: Decimal | None = Field(
-        description="Credit limit minus open_order_value (negative when over the limit); "
-        "null without a limit"
+        description="Credit limit minus open_order_value and pending_value (negative when "
+        "over the limit); null without a limit"
     )
     open_orders: list[OpenOrderPublic]

@@ -12,7 +12,7 @@ from nats.js.errors import NotFoundError
 
 from services.common.bus import Bus
 from services.common.envelope import Envelope
-from services.common.events import OrderLineRef, OrderPlaced
+from services.common.events import OrderCancelled, OrderLineRef, OrderPlaced
 from tests.harness import RunningService, Stack, auth, eventually
 
 _keys = itertools.count()
@@ -74,6 +74,10 @@ def placed(order: str, customer_id: str, total: str) -> OrderPlaced:
         total=total,
         currency="EUR",
     )
+
+
+def cancelled(order: str, customer_id: str, total: str) -> OrderCancelled:
+    return OrderCancelled(order_id=order, customer_id=customer_id, total=total, reason="test")
 
 
 async def publish(bus: Bus, event: Any, subject: str, msg_id: str | None = None) -> Envelope:

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from services.common.bus import Bus
-from tests.customer.conftest import body, create, credit, placed, publish, settled
+from tests.customer.conftest import body, cancelled, create, credit, placed, publish, settled
 from tests.harness import RunningService, Stack, auth
 
 
@@ -58,11 +58,10 @@ async def test_over_limit_counts_the_other_open_orders(stack: Stack, bus: Bus) -
     await settled(svc, 1)
     assert (await credit(svc, cid))["open_order_value"] == "600.00"
 
-    # Exactly up to the limit is fine.
-    at_limit = await check(svc, cid, order_id(), "400")
-    assert at_limit["decision"] == "approved"
-    assert at_limit["reason_code"] == "within_limit"
-    assert (at_limit["open_order_value"], at_limit["available"]) == ("600.00", "400.00")
+    # The order being checked is not counted against itself (its placement is known).
+    itself = await check(svc, cid, first, "600.00")
+    assert itself["decision"] == "approved"
+    assert itself["open_order_value"] == "0.00"
 
     over = await check(svc, cid, order_id(), "400.01")
     assert over["decision"] == "hold"
@@ -70,19 +69,65 @@ async def test_over_limit_counts_the_other_open_orders(stack: Stack, bus: Bus) -
     assert "600.00" in over["reason"] and "1000.00" in over["reason"]
     assert (over["open_order_value"], over["available"]) == ("600.00", "400.00")
 
-    # The order being checked is not counted against itself.
-    itself = await check(svc, cid, first, "600.00")
-    assert itself["decision"] == "approved"
-    assert itself["open_order_value"] == "0.00"
-
     # A customer that is already over its limit has negative headroom.
     await svc.http.patch(
         f"/customers/{cid}", json={"credit_limit": "500"}, headers=auth("coordinator")
     )
     status = await credit(svc, cid)
-    assert status["available"] == "-100.00"
+    assert (status["open_order_value"], status["pending_value"]) == ("600.00", "400.01")
+    assert status["available"] == "-500.01"
     squeezed = await check(svc, cid, order_id(), "1")
-    assert (squeezed["decision"], squeezed["available"]) == ("hold", "-100.00")
+    assert (squeezed["decision"], squeezed["available"]) == ("hold", "-500.01")
+
+
+async def test_exactly_up_to_the_limit_is_approved(customer_svc: RunningService) -> None:
+    customer = await create(customer_svc, body(credit_limit="1000"))
+    at_limit = await check(customer_svc, customer["id"], order_id(), "1000")
+    assert (at_limit["decision"], at_limit["reason_code"]) == ("approved", "within_limit")
+    assert (at_limit["open_order_value"], at_limit["available"]) == ("0.00", "1000.00")
+
+
+async def test_checked_orders_count_before_their_placement_arrives(stack: Stack, bus: Bus) -> None:
+    """Two orders checked back to back, before either `order.placed` reached the customer
+    service, cannot both take the same headroom."""
+    svc = await stack.start("customer")
+    cid = (await create(svc, body(credit_limit="100")))["id"]
+    a, b = order_id(), order_id()
+    assert (await check(svc, cid, a, "70"))["decision"] == "approved"
+    second = await check(svc, cid, b, "70")
+    assert second["decision"] == "hold"
+    assert (second["open_order_value"], second["available"]) == ("70.00", "30.00")
+    status = await credit(svc, cid)
+    assert (status["open_order_value"], status["pending_value"]) == ("0.00", "140.00")
+
+    # Placement moves an order from pending to open; the sum does not change.
+    await publish(bus, placed(a, cid, "70.00"), subject=a)
+    await settled(svc, 1)
+    status = await credit(svc, cid)
+    assert (status["open_order_value"], status["pending_value"]) == ("70.00", "70.00")
+    assert status["available"] == "-40.00"
+
+    # An order that ends before its placement is seen stops counting at once.
+    await publish(bus, cancelled(b, cid, "70.00"), subject=b)
+    await settled(svc, 2)
+    status = await credit(svc, cid)
+    assert (status["open_order_value"], status["pending_value"]) == ("70.00", "0.00")
+    # ... and its late placement does not count it again.
+    await publish(bus, placed(b, cid, "70.00"), subject=b)
+    await settled(svc, 3)
+    assert (await credit(svc, cid))["available"] == "30.00"
+
+
+async def test_concurrent_checks_of_one_customer_never_exceed_the_limit(
+    customer_svc: RunningService,
+) -> None:
+    customer = await create(customer_svc, body(credit_limit="100"))
+    answers = await asyncio.gather(
+        *(check(customer_svc, customer["id"], order_id(), "30") for _ in range(8))
+    )
+    approved = [a for a in answers if a["decision"] == "approved"]
+    assert len(approved) == 3
+    assert (await credit(customer_svc, customer["id"]))["pending_value"] == "240.00"
 
 
 async def test_one_decision_per_order(customer_svc: RunningService) -> None:
@@ -163,6 +208,7 @@ async def test_customer_reads_its_own_credit(customer_svc: RunningService) -> No
         "credit_limit": "250.50",
         "credit_hold": False,
         "open_order_value": "0.00",
+        "pending_value": "0.00",
         "available": "250.50",
         "open_orders": [],
     }

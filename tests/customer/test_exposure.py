@@ -10,9 +10,10 @@ import uuid
 from typing import Any
 
 from services.common.bus import Bus
-from services.common.events import OrderCancelled, OrderCompleted
+from services.common.events import OrderCompleted
 from tests.customer.conftest import (
     body,
+    cancelled,
     create,
     credit,
     placed,
@@ -26,10 +27,6 @@ from tests.harness import RunningService, Stack, auth, eventually
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def cancelled(order: str, customer_id: str, total: str) -> OrderCancelled:
-    return OrderCancelled(order_id=order, customer_id=customer_id, total=total, reason="test")
 
 
 def completed(order: str, customer_id: str, total: str) -> OrderCompleted:
