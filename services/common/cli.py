@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.common.settings import PROJECT_ROOT, SharedSettings
@@ -64,27 +65,43 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
-    from services.common.telemetry import load_spans, render_tree, trace_dir
+    from services.common.telemetry import (
+        group_traces,
+        load_spans,
+        render_tree,
+        root_name,
+        trace_dir,
+        traces_about,
+    )
 
     directory = trace_dir(SharedSettings().var_dir)
+    traces = group_traces(load_spans(directory))
+    if args.order:
+        about = traces_about([s for t in traces.values() for s in t], args.order)
+        if not about:
+            print(f"no traces mention {args.order} in {directory}", file=sys.stderr)
+            return 1
+        for trace_id, spans in about.items():
+            started = datetime.fromtimestamp(spans[0]["start_ns"] / 1e9, UTC)
+            stamp = started.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            print(f"== {stamp}  trace {trace_id}  {root_name(spans)}")
+            print(render_tree(spans), end="\n\n")
+        return 0
     if args.trace_id:
-        spans = load_spans(directory, args.trace_id.lower())
-        if not spans:
+        wanted = args.trace_id.lower()
+        found = [t for t in traces if t.startswith(wanted)]
+        if not found:
             print(f"no spans for trace {args.trace_id} in {directory}", file=sys.stderr)
             return 1
-        print(render_tree(spans))
+        if len(found) > 1:
+            print(f"{args.trace_id} is the start of {len(found)} traces:", file=sys.stderr)
+            for trace_id in found:
+                print(f"  {trace_id}  {root_name(traces[trace_id])}", file=sys.stderr)
+            return 2
+        print(render_tree(traces[found[0]]))
         return 0
-    spans = load_spans(directory)
-    roots: dict[str, dict[str, object]] = {}
-    for span in spans:
-        entry = roots.setdefault(span["trace_id"], {"start": span["start_ns"], "n": 0, "root": ""})
-        entry["n"] = int(entry["n"]) + 1  # type: ignore[call-overload]
-        if span["parent_id"] is None:
-            entry["root"] = span["name"]
-            entry["start"] = span["start_ns"]
-    recent = sorted(roots.items(), key=lambda kv: kv[1]["start"])[-args.last :]  # type: ignore[arg-type,return-value]
-    for trace_id, entry in recent:
-        print(f"{trace_id}  {entry['n']:>4} spans  {entry['root']}")
+    for trace_id, spans in list(traces.items())[-args.last :]:
+        print(f"{trace_id}  {len(spans):>4} spans  {root_name(spans)}")
     return 0
 
 
@@ -150,9 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("--subject")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
 
-    trace = sub.add_parser("trace", help="print one trace's span tree, or list recent traces")
-    trace.add_argument("trace_id", nargs="?")
-    trace.add_argument("--last", type=int, default=20)
+    trace = sub.add_parser(
+        "trace",
+        help="print one trace's span tree, every trace of an order, or list recent traces",
+    )
+    trace.add_argument("trace_id", nargs="?", help="a trace id or its first characters")
+    trace.add_argument(
+        "--order", metavar="ORDER_ID", help="every trace that acted on this order, in order"
+    )
+    trace.add_argument("--last", type=int, default=20, help="how many recent traces to list")
 
     sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI document")
     sub.add_parser("demo", help="push demo orders through the running system to delivered")

@@ -149,6 +149,35 @@ def load_spans(directory: Path, trace_id: str | None = None) -> list[dict[str, A
     return spans
 
 
+def group_traces(spans: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Spans by trace id, traces in the order they started."""
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for span in sorted(spans, key=lambda s: s["start_ns"]):
+        traces.setdefault(span["trace_id"], []).append(span)
+    return traces
+
+
+def root_name(spans: list[dict[str, Any]]) -> str:
+    """The name of a trace's root span (its earliest span when the root was not kept)."""
+    ids = {s["span_id"] for s in spans}
+    roots = [s for s in spans if s["parent_id"] not in ids]
+    return str(min(roots or spans, key=lambda s: s["start_ns"])["name"])
+
+
+def traces_about(spans: list[dict[str, Any]], entity_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The traces that did something to `entity_id` (an order id, say): any span with
+    the id in an attribute value (HTTP paths, workflow ids, message subjects). Traces
+    that only read (a root `GET` request) are left out: polling would drown the story."""
+    about: dict[str, list[dict[str, Any]]] = {}
+    for trace_id, members in group_traces(spans).items():
+        mentions = any(
+            entity_id in str(value) for s in members for value in s["attributes"].values()
+        )
+        if mentions and not root_name(members).startswith("GET "):
+            about[trace_id] = members
+    return about
+
+
 def render_tree(spans: list[dict[str, Any]]) -> str:
     """The spans of one trace as an indented tree, children in start order."""
     by_id = {s["span_id"]: s for s in spans}

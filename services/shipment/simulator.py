@@ -16,7 +16,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from opentelemetry.trace import SpanKind
 
+from services.common import telemetry
 from services.common.db import Database
 from services.shipment import domain
 from services.shipment.carriers.base import Location, TrackingEventIn
@@ -75,6 +77,7 @@ class SimulatorFeeder:
         self.source = source
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        self._tracer = telemetry.tracer("waybill.shipment.simulator")
 
     def wake(self) -> None:
         self._wake.set()
@@ -137,6 +140,15 @@ class SimulatorFeeder:
         return pushed
 
     async def _feed_shipment(self, shipment_id: str, now: datetime) -> int:
+        # A carrier push starts a trace of its own, like a webhook request does.
+        with self._tracer.start_as_current_span(
+            "simulated carrier push",
+            kind=SpanKind.PRODUCER,
+            attributes={"shipment.id": shipment_id},
+        ):
+            return await self._push(shipment_id, now)
+
+    async def _push(self, shipment_id: str, now: datetime) -> int:
         async with self.db.transaction() as session:
             # Lock order (shipment, then its plan) matches cancellation's.
             locked = await session.execute(

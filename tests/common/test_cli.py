@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from services.common.auth import Role, decode_token
 from tests.harness import BIN, JWT_SECRET
@@ -41,46 +42,80 @@ def test_token_for_customer_without_id_is_refused() -> None:
     assert "customer_id" in out.stderr
 
 
+def span(
+    trace_id: str, span_id: str, parent: str | None, name: str, **attrs: str
+) -> dict[str, Any]:
+    start = int(span_id[0], 16) * 1_000_000
+    return {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_id": parent,
+        "name": name,
+        "kind": "internal",
+        "service": "waybill-order",
+        "start_ns": start,
+        "end_ns": start + 5_000_000,
+        "status": "error" if name.endswith("publish") else "unset",
+        "attributes": attrs,
+        "events": [],
+        "links": [],
+    }
+
+
+def write_spans(directory: Path, spans: list[dict[str, Any]]) -> dict[str, str]:
+    (directory / "order.jsonl").write_text("".join(json.dumps(s) + "\n" for s in spans))
+    return {"WAYBILL_TRACE_DIR": str(directory)}
+
+
 def test_trace_prints_the_span_tree(tmp_path: Path) -> None:
     trace_id = "ab" * 16
-    spans = [
-        {
-            "trace_id": trace_id,
-            "span_id": "1" * 16,
-            "parent_id": None,
-            "name": "POST /orders",
-            "kind": "server",
-            "service": "waybill-order",
-            "start_ns": 0,
-            "end_ns": 5_000_000,
-            "status": "unset",
-            "attributes": {},
-            "events": [],
-            "links": [],
-        },
-        {
-            "trace_id": trace_id,
-            "span_id": "2" * 16,
-            "parent_id": "1" * 16,
-            "name": "order.order.placed publish",
-            "kind": "producer",
-            "service": "waybill-order",
-            "start_ns": 1_000_000,
-            "end_ns": 2_000_000,
-            "status": "error",
-            "attributes": {},
-            "events": [],
-            "links": [],
-        },
-    ]
-    (tmp_path / "order.jsonl").write_text("".join(json.dumps(s) + "\n" for s in spans))
-    out = run("trace", trace_id, env={"WAYBILL_TRACE_DIR": str(tmp_path)})
+    env = write_spans(
+        tmp_path,
+        [
+            span(trace_id, "1" * 16, None, "POST /orders"),
+            span(trace_id, "2" * 16, "1" * 16, "order.order.placed publish"),
+            span("ac" * 16, "3" * 16, None, "POST /customers"),
+        ],
+    )
+    out = run("trace", trace_id, env=env)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("POST /orders  [waybill-order]")
     assert lines[1].startswith("  order.order.placed publish") and lines[1].endswith("!")
-    listing = run("trace", env={"WAYBILL_TRACE_DIR": str(tmp_path)})
+    listing = run("trace", env=env)
     assert f"{trace_id}     2 spans  POST /orders" in listing.stdout
+
+    # The first characters of an id are enough (the demo prints twelve) ...
+    assert run("trace", trace_id[:12], env=env).stdout == out.stdout
+    # ... unless they start several traces.
+    ambiguous = run("trace", "a", env=env)
+    assert ambiguous.returncode == 2
+    assert "ab" * 16 in ambiguous.stderr and "ac" * 16 in ambiguous.stderr
+    assert run("trace", "ff", env=env).returncode == 1
+
+
+def test_trace_of_an_order_prints_every_trace_that_acted_on_it(tmp_path: Path) -> None:
+    order = "0f1e2d3c-order"
+    placed, scanned, polled, other = "a1" * 16, "b2" * 16, "c3" * 16, "d4" * 16
+    env = write_spans(
+        tmp_path,
+        [
+            span(placed, "1" * 16, None, "POST /orders", **{"http.target": f"/orders/{order}"}),
+            span(placed, "2" * 16, "1" * 16, "RunWorkflow", temporalWorkflowID=f"order-{order}"),
+            span(scanned, "3" * 16, None, "shipment.shipment.tracking_updated publish"),
+            span(
+                scanned, "4" * 16, "3" * 16, "SignalWorkflow", temporalWorkflowID=f"order-{order}"
+            ),
+            span(polled, "5" * 16, None, "GET /orders/{id}/status", **{"http.target": order}),
+            span(other, "6" * 16, None, "POST /orders", **{"http.target": "/orders/another"}),
+        ],
+    )
+    out = run("trace", "--order", order, env=env)
+    assert out.returncode == 0, out.stderr
+    headers = [line for line in out.stdout.splitlines() if line.startswith("==")]
+    assert [h.split("trace ")[1].split()[0] for h in headers] == [placed, scanned]
+    assert "  SignalWorkflow  [waybill-order]" in out.stdout
+    assert run("trace", "--order", "nothing-like-it", env=env).returncode == 1
 
 
 def test_asyncapi_lists_every_event() -> None:

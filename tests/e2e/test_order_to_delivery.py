@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from services.common import telemetry
+from tests.conftest import TRACE_DIR
 from tests.e2e.conftest import World
 from tests.harness import auth, eventually
 
@@ -69,6 +71,20 @@ async def test_happy_path_to_delivered(world: World) -> None:
         f"/orders/{order_id}/status", headers=auth("customer", customer_id=world.jane)
     )
     assert theirs.status_code == 404
+
+    # An ops engineer follows the order end to end: the placement's trace runs through
+    # the outbox, NATS, the bridge and the workflow; every carrier push has its own
+    # trace that reaches the workflow as a signal; and each timeline step names its trace.
+    telemetry.flush()
+    traces = telemetry.traces_about(telemetry.load_spans(TRACE_DIR), order_id)
+    names = {tid: {s["name"] for s in spans} for tid, spans in traces.items()}
+    placement = final["timeline"][0]["trace_id"]
+    assert {"POST /orders", "order.order.placed publish", "RunWorkflow:OrderToDelivery"} <= (
+        names[placement]
+    )
+    pushes = [t for t, n in names.items() if "POST /carriers/{carrier}/webhook" in n]
+    assert pushes and all("SignalWorkflow:shipment_status" in names[t] for t in pushes)
+    assert {t["trace_id"] for t in final["timeline"]} <= set(traces)
 
 
 async def test_split_across_two_warehouses(world: World) -> None:
