@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.orm import Session
 
 from services.common import telemetry
 from services.common.bus import Bus
-from services.common.context import CORRELATION_HEADER, correlation_id
+from services.common.context import CorrelationMiddleware
 from services.common.db import Database
 from services.common.inbox import JetStreamWorker
 from services.common.migrate import upgrade_to_head
@@ -134,16 +132,7 @@ def create_app(
     app.state.settings = settings
     install_problem_handlers(app)
 
-    @app.middleware("http")
-    async def correlation(request: Request, call_next: Any) -> Response:
-        value = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
-        token = correlation_id.set(value)
-        try:
-            response: Response = await call_next(request)
-        finally:
-            correlation_id.reset(token)
-        response.headers[CORRELATION_HEADER] = value
-        return response
+    app.add_middleware(CorrelationMiddleware)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from nats.js.errors import NotFoundError
 
-from tests.harness import SERVICES, Stack, auth
+from services.common.bus import Bus
+from services.common.envelope import Envelope
+from tests.harness import SERVICES, Stack, auth, eventually
 
 PROBLEM = "application/problem+json"
 
@@ -96,3 +99,32 @@ async def test_openapi_is_served(services: Stack) -> None:
         r = await svc.http.get("/openapi.json")
         assert r.status_code == 200
         assert "/readyz" in r.json()["paths"]
+
+
+async def test_correlation_id_is_echoed_and_carried_by_the_event(stack: Stack, bus: Bus) -> None:
+    """The caller's X-Correlation-ID comes back on the response and rides on the event
+    the request staged; without one the service makes one up."""
+    svc = await stack.start("order")
+    r = await svc.http.post(
+        "/diagnostics/pings",
+        json={"message": "hi"},
+        headers={**auth("ops"), "Idempotency-Key": "k1", "X-Correlation-ID": "ticket-4711"},
+    )
+    assert r.status_code == 202, r.text
+    assert r.headers["x-correlation-id"] == "ticket-4711"
+
+    async def published() -> Envelope | None:
+        try:
+            msg = await bus.js.get_last_msg("ORDER", "order.ping.requested")
+        except NotFoundError:
+            return None
+        return Envelope.model_validate_json(msg.data or b"")
+
+    envelope = await eventually(published, message="ping event on the stream")
+    assert envelope.subject == r.json()["id"]
+    assert envelope.correlationid == "ticket-4711"
+
+    other = await svc.http.get("/healthz")
+    generated = other.headers["x-correlation-id"]
+    assert generated and generated != "ticket-4711"
+    assert (await svc.http.get("/healthz")).headers["x-correlation-id"] != generated
