@@ -88,14 +88,24 @@ async def run_idempotent(
     key: str,
     payload: Any,
     action: Action,
+    prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> JSONResponse:
     """Run `action` once per (route, caller, key); replays answer the stored response.
 
     `action` writes in the given session and returns (status, body); it shares the
-    transaction in which the response is remembered.
+    transaction in which the response is remembered. `prepare`, when given, runs first
+    and outside any transaction (unless the key was answered already): the place for a
+    call to another system, such as buying a carrier label, that must not hold the
+    database's write lock. It must be idempotent itself: a retry after a crash runs it again.
     """
     scope = f"{route}|{principal.subject}"
     request_hash = fingerprint(payload)
+    if prepare is not None:
+        async with db.reading() as session:
+            row = await _stored(session, scope, key)
+        if row is not None:
+            return _replay(row, request_hash)
+        await prepare()
     try:
         async with db.transaction() as session:
             row = await _stored(session, scope, key)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.auth import Principal, Role, require
 from services.common.deps import IdempotencyKey, RuntimeDep
 from services.common.events import ShipmentCancelled, ShipmentCreated
+from services.common.faults import crash_point
 from services.common.idempotency import run_idempotent
 from services.common.outbox import stage
 from services.common.pagination import decode_time_cursor, encode_time_cursor
@@ -31,6 +32,7 @@ from services.shipment.carriers import Carriers
 from services.shipment.carriers.base import (
     CarrierAdapter,
     CarrierError,
+    Label,
     LabelAddress,
     LabelPackage,
     LabelRequest,
@@ -209,6 +211,10 @@ async def _visible_shipment(session: AsyncSession, shipment_id: str, caller: Pri
     return shipment
 
 
+# Namespace of shipment ids derived from (order, warehouse, caller, Idempotency-Key).
+SHIPMENT_IDS = uuid.UUID("5a8e3b52-6f0c-4f0e-9d53-2f1f1c7b9a11")
+
+
 async def _active_shipment(
     session: AsyncSession, order_id: str, warehouse_id: str
 ) -> Shipment | None:
@@ -273,27 +279,55 @@ async def create_shipment(
     except domain.TooManyPackages as exc:
         raise Unprocessable(str(exc), code="too_many_packages") from exc
 
-    async def create(session: AsyncSession) -> tuple[int, Any]:
-        existing = await _active_shipment(session, body.order_id, body.warehouse_id)
-        if existing is not None:
-            return 200, (await shipment_detail(session, existing)).model_dump(mode="json")
-        now = datetime.now(UTC)
-        shipment_id = str(uuid.uuid4())
-        ship_to = body.ship_to
+    # Retries of this request (same caller and key) name the same shipment, so the
+    # carrier hands back the label it sold the first time.
+    shipment_id = str(
+        uuid.uuid5(SHIPMENT_IDS, f"{body.order_id}|{body.warehouse_id}|{caller.subject}|{key}")
+    )
+    label: Label | None = None
+
+    async def buy_label() -> Label:
         try:
-            label = await adapter.create_label(
+            return await adapter.create_label(
                 LabelRequest(
                     shipment_id=shipment_id,
                     order_id=body.order_id,
                     warehouse_id=body.warehouse_id,
                     service_level=body.service_level,
-                    ship_date=now.date(),
-                    ship_to=LabelAddress(**ship_to.model_dump()),
+                    ship_date=datetime.now(UTC).date(),
+                    ship_to=LabelAddress(**body.ship_to.model_dump()),
                     packages=[LabelPackage(p.number, p.weight_grams) for p in parcels],
                 )
             )
         except CarrierError as exc:
             raise CarrierFailed(f"{adapter.code}: {exc}") from exc
+
+    async def prepare() -> None:
+        """Buy the label before the transaction: a carrier's API answers in hundreds of
+        milliseconds, and no write of this service should wait that long behind it."""
+        nonlocal label
+        async with runtime.db.reading() as session:
+            existing = await _active_shipment(session, body.order_id, body.warehouse_id)
+        if existing is None:
+            label = await buy_label()
+            crash_point("shipment.after_label")
+
+    async def void_unused(existing: Shipment) -> None:
+        if label is not None and label.tracking_number != existing.tracking_number:
+            with contextlib.suppress(CarrierError):  # an unused label never sees a parcel
+                await adapter.cancel(label.tracking_number)
+
+    async def create(session: AsyncSession) -> tuple[int, Any]:
+        nonlocal label
+        existing = await _active_shipment(session, body.order_id, body.warehouse_id)
+        if existing is not None:
+            await void_unused(existing)
+            return 200, (await shipment_detail(session, existing)).model_dump(mode="json")
+        if label is None:
+            # The live shipment seen before the transaction was cancelled since (rare).
+            label = await buy_label()
+        now = datetime.now(UTC)
+        ship_to = body.ship_to
         weights = {pl.line_no: pl.unit_weight_grams for pl in pack_lines}
         shipment = Shipment(
             id=shipment_id,
@@ -347,8 +381,7 @@ async def create_shipment(
             existing = await _active_shipment(session, body.order_id, body.warehouse_id)
             if existing is None:
                 raise
-            with contextlib.suppress(CarrierError):  # an unused label never sees a parcel
-                await adapter.cancel(label.tracking_number)
+            await void_unused(existing)
             return 200, (await shipment_detail(session, existing)).model_dump(mode="json")
         if isinstance(adapter, SimulatedCarrier) and settings.simulator_enabled:
             plan = adapter.plan(
@@ -384,6 +417,7 @@ async def create_shipment(
         key=key,
         payload=body,
         action=create,
+        prepare=prepare,
     )
     if feeder is not None and response.status_code == 201:
         feeder.wake()

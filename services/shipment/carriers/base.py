@@ -121,7 +121,12 @@ class LabelPackage:
 
 @dataclass(frozen=True)
 class LabelRequest:
-    """What a carrier needs to sell a label (no ORM objects cross into adapters)."""
+    """What a carrier needs to sell a label (no ORM objects cross into adapters).
+
+    `shipment_id` is the same on every retry of one shipment request: an adapter passes
+    it to the carrier as the idempotency key (or customer reference the carrier
+    de-duplicates on), so a purchase retried after a crash returns the same label
+    instead of buying a second one."""
 
     shipment_id: str
     order_id: str
@@ -206,6 +211,11 @@ def register(cls: A) -> A:
         raise TypeError(f"carrier code {code!r} registered twice")
     _REGISTRY[code] = cls
     return cls
+
+
+def unregister(code: str) -> None:
+    """Forget an adapter (services already running keep theirs)."""
+    _REGISTRY.pop(code, None)
 
 
 def registered() -> dict[str, type[CarrierAdapter]]:

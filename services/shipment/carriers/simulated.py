@@ -8,9 +8,9 @@ parsing and ingestion a real carrier's push takes (see `services.shipment.simula
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -178,7 +178,9 @@ class SimulatedCarrier(CarrierAdapter):
         return self.settings.simulator_seed
 
     async def create_label(self, shipment: LabelRequest) -> Label:
-        number = f"{self.TRACKING_PREFIX}{secrets.randbelow(10**16):016d}"
+        # Idempotent like a real carrier's API: the same shipment gets the same label.
+        digest = hashlib.sha256(f"{self.seed}:{shipment.shipment_id}".encode()).digest()
+        number = f"{self.TRACKING_PREFIX}{int.from_bytes(digest[:8], 'big') % 10**16:016d}"
         return Label(
             tracking_number=number,
             promised_date=promised_date(shipment.service_level, shipment.ship_date),
