@@ -239,19 +239,26 @@ async def follow(
             trace = (entry.get("trace_id") or "")[:12]
             out(f"  [{label}] {entry['kind']:<22} {entry['detail']}  trace={trace}")
         shown = len(status["timeline"])
-        if status["status"] in until and (status["status"] != "completed" or _settled(status)):
+        if status["status"] in until and status["status"] != "completed":
             return status
+        if status["status"] == "completed":
+            live = await api.call(
+                "order", "GET", f"/orders/{order_id}/status", params={"live": "true"}
+            )
+            if _settled(live):
+                return live
         if time.monotonic() > deadline:
             raise TimeoutError(f"order {order_id} still {status['status']} after {wait_seconds}s")
         await asyncio.sleep(0.3)
 
 
 def _settled(status: dict[str, Any]) -> bool:
-    """Tracking reaches the order's read model through its own consumer, a moment after
-    the workflow completes the order; wait for it so the printed story is whole."""
+    """Shipments and their tracking reach the order's read model through its own
+    consumer, possibly after the workflow (told by the bridge) completed the order; wait
+    until the model holds every shipment the workflow made, so the printed story is whole."""
     shipments = status["shipments"]
-    created = [t for t in status["timeline"] if t["kind"] == "shipment_created"]
-    return len(shipments) == len(created) > 0 and all(
+    made = len((status.get("workflow") or {}).get("shipments") or shipments)
+    return len(shipments) == made > 0 and all(
         s["status"] in TERMINAL and s["events"] for s in shipments
     )
 

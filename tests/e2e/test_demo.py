@@ -18,6 +18,8 @@ async def test_demo_orders_reach_the_end_with_their_story(world: World) -> None:
     assert [r["status"] for r in results] == ["completed"] * 3
     one, split, back = results
     assert len(one["shipments"]) == 1
+    # The answer waited until the read model held every shipment the workflow made.
+    assert len(split["workflow"]["shipments"]) == 2
     assert sorted(s["warehouse_id"] for s in split["shipments"]) == ["WH-NORTH", "WH-SOUTH"]
     assert "backordered" in [t["kind"] for t in back["timeline"]]
     for result in results:
