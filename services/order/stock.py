@@ -964,12 +964,24 @@ async def adjust(
 
 
 @dataclass
+class Displaced:
+    """An order line whose reservation was taken off a lot put into quarantine."""
+
+    order_id: str
+    line_no: int
+    quantity: int
+    short: int  # still backordered after re-reserving from other lots
+
+
+@dataclass
 class HoldOutcome:
-    """A lot after a hold or release: its active holds and balances, the orders filled."""
+    """A lot after a hold or release: its active holds and balances, the orders filled,
+    and the reservations a hold moved off the lot."""
 
     holds: list[StockHold]
     balances: list[StockBalance]
     backorders_filled: list[str]
+    displaced: list[Displaced] = field(default_factory=list)
 
 
 def _covers(hold_row: StockHold, balance: StockBalance) -> bool:
@@ -1009,8 +1021,13 @@ async def hold(
     actor: str,
     source: str,
 ) -> HoldOutcome:
-    """Quarantine a lot in one warehouse or all: its unreserved stock becomes held, and
-    stock of the lot arriving later is held too. Holding a held lot changes nothing."""
+    """Quarantine a lot in one warehouse or all: its stock becomes held, and stock of the
+    lot arriving later is held too. Holding a held lot changes nothing.
+
+    Quarantined goods must not ship, so reservations on the lot (not yet issued) move:
+    they are released into the held quantity and backordered, and the backorders are
+    filled at once from the SKU's other reservable lots (the order's own warehouses
+    first); what no other lot covers stays backordered until stock arrives."""
     work = _work(session, source, "hold", actor)
     await _require_skus(session, [sku])
     if warehouse_id is not None:
@@ -1044,8 +1061,77 @@ async def hold(
                     note=reason,
                     reference=f"hold:{record.id}",
                 )
+        displaced = await _displace(work, [b for b in balances if _covers(record, b)], reason)
+    else:
+        displaced = []
     await work.emit()
-    return HoldOutcome(active, balances, [])
+    return HoldOutcome(active, balances, [], displaced)
+
+
+async def _displace(work: _Work, held: list[StockBalance], reason: str) -> list[Displaced]:
+    """Move the reservations off quarantined balances (one SKU and lot); see `hold`."""
+    held = [b for b in held if b.reserved > 0]
+    if not held:
+        return []
+    session = work.session
+    sku, lot = held[0].sku, held[0].lot
+    by_warehouse = {b.warehouse_id: b for b in held}
+    rows = await session.scalars(
+        sa.select(StockAllocation)
+        .where(
+            StockAllocation.status == "reserved",
+            StockAllocation.sku == sku,
+            StockAllocation.lot == lot,
+            StockAllocation.warehouse_id.in_(sorted(by_warehouse)),
+        )
+        .order_by(StockAllocation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    now = _now()
+    lost: dict[tuple[str, int], int] = defaultdict(int)
+    for row in rows:
+        work.move(
+            by_warehouse[row.warehouse_id],
+            "unreserve",
+            -row.quantity,
+            reserved=-row.quantity,
+            held=row.quantity,
+            order_id=row.order_id,
+            note=f"quarantined: {reason}",
+        )
+        row.status = "released"
+        row.updated_at = now
+        lost[(row.order_id, row.line_no)] += row.quantity
+    open_backorders = {
+        (b.order_id, b.line_no): b for b in await _open_backorders(session, sku=sku, lock=True)
+    }
+    for (order_id, line_no), quantity in lost.items():
+        backorder = open_backorders.get((order_id, line_no))
+        if backorder is not None:
+            backorder.quantity += quantity
+        else:
+            session.add(
+                StockBackorder(
+                    order_id=order_id,
+                    line_no=line_no,
+                    sku=sku,
+                    quantity=quantity,
+                    status="open",
+                    created_at=now,
+                )
+            )
+    await session.flush()
+    await _fill(work, sku)
+    short = {
+        (b.order_id, b.line_no): b.quantity
+        for b in await _open_backorders(session, sku=sku)
+        if (b.order_id, b.line_no) in lost
+    }
+    return [
+        Displaced(order_id, line_no, quantity, min(quantity, short.get((order_id, line_no), 0)))
+        for (order_id, line_no), quantity in sorted(lost.items())
+    ]
 
 
 async def release_hold(

@@ -22,6 +22,8 @@ from services.common.pagination import decode_cursor, encode_cursor
 from services.common.problems import BadRequest, Conflict, NotFound
 from services.order import stock
 from services.order.gtin import to_gtin14
+from services.order.models import Order
+from services.order.orders import note, open_task
 from services.order.stock_models import (
     MOVEMENT_KINDS,
     Sku,
@@ -35,6 +37,7 @@ from services.order.stock_schemas import (
     AvailabilityList,
     BackorderPage,
     BackorderPublic,
+    DisplacedPublic,
     HoldCreate,
     HoldPublic,
     HoldRelease,
@@ -262,7 +265,28 @@ def _hold_result(sku: str, lot: str, outcome: stock.HoldOutcome) -> HoldResult:
         holds=[HoldPublic.model_validate(h) for h in outcome.holds],
         balances=[LotBalance.model_validate(b) for b in outcome.balances],
         backorders_filled=outcome.backorders_filled,
+        reservations_moved=[DisplacedPublic.model_validate(d) for d in outcome.displaced],
     )
+
+
+async def _tell_displaced_orders(
+    session: AsyncSession, sku: str, lot: str, displaced: list[stock.Displaced]
+) -> None:
+    """Say on each affected order's timeline what the quarantine did to it. An order
+    left short while it is not waiting on a backorder (it was about to ship) needs a
+    coordinator: its shipment goes without the quarantined units."""
+    for item in displaced:
+        order = await session.get(Order, item.order_id)
+        if order is None:
+            continue
+        moved = item.quantity - item.short
+        detail = (
+            f"lot {lot} of {sku} quarantined: {item.quantity} unit(s) of line {item.line_no} "
+            f"taken off it; {moved} reserved from other lots, {item.short} backordered"
+        )
+        note(session, order.id, "quarantine", detail)
+        if item.short and order.status not in ("placed", "credit_hold", "backordered"):
+            open_task(session, order.id, "quarantine_short", detail)
 
 
 @stock_router.post(
@@ -347,6 +371,7 @@ async def create_hold(body: HoldCreate, runtime: RuntimeDep, caller: StockWriter
             actor=caller.subject,
             source=runtime.source,
         )
+        await _tell_displaced_orders(session, body.sku, body.lot, outcome.displaced)
         return _hold_result(body.sku, body.lot, outcome)
 
 

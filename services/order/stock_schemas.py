@@ -356,6 +356,17 @@ class StockChangeResult(BaseModel):
     backorders_filled: list[str] = Field(description="orders whose backorders are now filled")
 
 
+class DisplacedPublic(BaseModel):
+    """An order line whose reservation a hold moved off the quarantined lot."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    order_id: str
+    line_no: int
+    quantity: int = Field(description="units that were reserved from the held lot")
+    short: int = Field(description="of those, units no other lot could cover (backordered)")
+
+
 class HoldResult(BaseModel):
     """The lot's active holds and balances after placing or releasing a hold."""
 
@@ -364,6 +375,11 @@ class HoldResult(BaseModel):
     holds: list[HoldPublic] = Field(description="holds still active on the lot")
     balances: list[LotBalance]
     backorders_filled: list[str]
+    reservations_moved: list[DisplacedPublic] = Field(
+        default_factory=list,
+        description="reservations taken off the lot by this hold, re-reserved elsewhere "
+        "or backordered",
+    )
 
 
 class BackorderPublic(BaseModel):

@@ -108,6 +108,16 @@ class World:
         body: dict[str, Any] = r.json()
         return body
 
+    async def receive(self, warehouse_id: str, sku: str, lot: str, quantity: int) -> None:
+        """Book goods in (a fresh Idempotency-Key each time)."""
+        await self.api.call(
+            "order",
+            "POST",
+            "/stock/receipts",
+            {"warehouse_id": warehouse_id, "sku": sku, "lot": lot, "quantity": quantity},
+            key=str(uuid.uuid4()),
+        )
+
     async def availability(self, sku: str) -> dict[str, int]:
         """Available quantity per warehouse."""
         body = await self.api.call("order", "GET", "/stock/availability", params={"sku": sku})

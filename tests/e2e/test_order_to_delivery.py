@@ -102,26 +102,37 @@ async def test_split_across_two_warehouses(world: World) -> None:
 async def test_backorder_then_stock_arrival(world: World) -> None:
     order_id = await world.place(world.acme, ("FILTER-PAPER", 5))
     await world.wait_status(order_id, "backordered")
-    await world.api.call(
-        "order",
-        "POST",
-        "/stock/receipts",
-        {"warehouse_id": "WH-SOUTH", "sku": "FILTER-PAPER", "lot": "F-1", "quantity": 3},
-        key="r1",
-    )
+    await world.receive("WH-SOUTH", "FILTER-PAPER", "F-1", 3)
     await asyncio.sleep(0.5)
     assert (await world.status(order_id))["status"] == "backordered"  # 3 of 5 is not enough
-    await world.api.call(
-        "order",
-        "POST",
-        "/stock/receipts",
-        {"warehouse_id": "WH-SOUTH", "sku": "FILTER-PAPER", "lot": "F-2", "quantity": 10},
-        key="r2",
-    )
+    await world.receive("WH-SOUTH", "FILTER-PAPER", "F-2", 10)
     [shipment] = await world.wait_shipments(order_id, 1)
     assert sum(lot["quantity"] for lot in shipment["lots"]) == 5
     await world.scan(shipment["tracking_number"], *DELIVER)
     await world.wait_status(order_id, "completed")
+
+
+async def test_a_lot_quarantined_while_the_order_waits_never_ships(world: World) -> None:
+    """The coffee is reserved from lot L-2601 while the order waits for filter paper; the
+    lot is quarantined; the order ships coffee from another lot."""
+    order_id = await world.place(world.acme, ("COFFEE-1KG", 2), ("FILTER-PAPER", 2))
+    await world.wait_status(order_id, "backordered")
+    held = await world.api.call(
+        "order",
+        "POST",
+        "/stock/holds",
+        {"sku": "COFFEE-1KG", "lot": "L-2601", "reason": "supplier recall R-7"},
+    )
+    assert {"order_id": order_id, "line_no": 1, "quantity": 2, "short": 0} in held[
+        "reservations_moved"
+    ]
+    await world.receive("WH-NORTH", "FILTER-PAPER", "F-5", 2)
+    [shipment] = await world.wait_shipments(order_id, 1)
+    coffee = {lot["lot"] for lot in shipment["lots"] if lot["sku"] == "COFFEE-1KG"}
+    assert coffee == {"L-2602"}
+    timeline = (await world.status(order_id))["timeline"]
+    [entry] = [t for t in timeline if t["kind"] == "quarantine"]
+    assert "L-2601" in entry["detail"] and "2 reserved from other lots" in entry["detail"]
 
 
 async def test_cancel_before_dispatch_compensates(world: World) -> None:
@@ -170,13 +181,7 @@ async def test_cancel_while_backordered(world: World) -> None:
     r = await world.api.call("order", "POST", f"/orders/{order_id}/cancel", {"reason": "no wait"})
     assert r["status"] == "cancelled"
     # A later receipt does not resurrect it.
-    await world.api.call(
-        "order",
-        "POST",
-        "/stock/receipts",
-        {"warehouse_id": "WH-NORTH", "sku": "FILTER-PAPER", "lot": "F-9", "quantity": 5},
-        key="r9",
-    )
+    await world.receive("WH-NORTH", "FILTER-PAPER", "F-9", 5)
     await asyncio.sleep(1)
     assert (await world.status(order_id))["status"] == "cancelled"
     assert (await world.availability("FILTER-PAPER"))["WH-NORTH"] == 5

@@ -444,28 +444,24 @@ async def release_hold(order: RunningService, lot: str, **extra: Any) -> httpx.R
     return await order.http.post("/stock/holds/release", json=body, headers=COORDINATOR)
 
 
-async def test_hold_quarantines_unreserved_stock_everywhere(stack: Stack, bus: Bus) -> None:
-    """A lot held in all warehouses: its unreserved stock is held, reservations stay, later
-    receipts of the lot arrive held (even in a new warehouse), other lots are untouched."""
+async def test_hold_quarantines_the_lot_everywhere(stack: Stack, bus: Bus) -> None:
+    """A lot held in all warehouses: all its stock is held, later receipts of the lot
+    arrive held (even in a new warehouse), other lots are untouched."""
     order = await stack.start("order")
-    await stocked(order, "BOLT", {("WH-A", "B1"): 10, ("WH-B", "B1"): 4, ("WH-A", "B2"): 6})
-    await reserve(order, "o-1", ("BOLT", 13))  # WH-A has 16: takes B1 10 then B2 3
+    await stocked(order, "BOLT", {("WH-B", "B1"): 4, ("WH-A", "B2"): 6})
     r = await hold(order, "B1")
     assert r.status_code == 200, r.text
     result = r.json()
     [record] = result["holds"]
     assert (record["warehouse_id"], record["held_by"]) == (None, "carla")
-    by_wh = {b["warehouse_id"]: b for b in result["balances"]}
-    assert (by_wh["WH-A"]["held"], by_wh["WH-A"]["reserved"], by_wh["WH-A"]["available"]) == (
-        0,
-        10,
-        0,
-    )
-    assert (by_wh["WH-B"]["held"], by_wh["WH-B"]["available"], by_wh["WH-B"]["on_hold"]) == (
+    [b1] = result["balances"]
+    assert (b1["warehouse_id"], b1["held"], b1["available"], b1["on_hold"]) == (
+        "WH-B",
         4,
         0,
         True,
     )
+    assert result["reservations_moved"] == []
     [held_move] = await movements(order, kind="hold")
     assert (held_move["warehouse_id"], held_move["quantity"], held_move["held_delta"]) == (
         "WH-B",
@@ -481,16 +477,10 @@ async def test_hold_quarantines_unreserved_stock_everywhere(stack: Stack, bus: B
     assert len(await movements(order, kind="hold")) == 1
 
     # New stock of the lot is quarantined on arrival, also in a warehouse new to it.
-    await make_warehouse(order, "WH-C")
     assert (await receive(order, "WH-A", "BOLT", "B1", 5)).json()["balance"]["held"] == 5
+    await make_warehouse(order, "WH-C")
     fresh = (await receive(order, "WH-C", "BOLT", "B1", 2)).json()["balance"]
     assert (fresh["held"], fresh["on_hold"], fresh["available"]) == (2, True, 0)
-
-    # Cancelling the order: what was reserved from the held lot goes to quarantine.
-    await in_tx(order, lambda s: stock.release(s, "o-1", order.runtime.source))
-    b1 = await lot_of(order, "BOLT", "WH-A", "B1")
-    assert (b1["on_hand"], b1["reserved"], b1["held"], b1["available"]) == (15, 0, 15, 0)
-    assert (await lot_of(order, "BOLT", "WH-A", "B2"))["available"] == 6
 
     events = await wait_events(
         bus, "order.inventory.changed", 1, lambda e: e["data"]["reason"] == "hold"
@@ -504,6 +494,40 @@ async def test_hold_quarantines_unreserved_stock_everywhere(stack: Stack, bus: B
         "available": 0,
         "reason": "hold",
     }
+    await ledger_matches_balances(order)
+
+
+async def test_hold_moves_reservations_off_the_quarantined_lot(stack: Stack) -> None:
+    """Quarantined goods must not ship: a reservation on the held lot is released into
+    quarantine and re-reserved from the SKU's other lots; what they cannot cover is
+    backordered, and filled when stock arrives."""
+    order = await stack.start("order")
+    await stocked(order, "BOLT", {("WH-A", "B1"): 10, ("WH-B", "B1"): 4, ("WH-A", "B2"): 6})
+    await reserve(order, "o-1", ("BOLT", 13))  # WH-A has 16: takes B1 10 then B2 3
+    r = await hold(order, "B1")
+    assert r.status_code == 200, r.text
+    # B2 had 3 more units: 10 came off B1, 3 were reserved again, 7 wait.
+    assert r.json()["reservations_moved"] == [
+        {"order_id": "o-1", "line_no": 1, "quantity": 10, "short": 7}
+    ]
+    b1 = await lot_of(order, "BOLT", "WH-A", "B1")
+    assert (b1["on_hand"], b1["reserved"], b1["held"]) == (10, 0, 10)
+    b2 = await lot_of(order, "BOLT", "WH-A", "B2")
+    assert (b2["reserved"], b2["available"]) == (6, 0)
+    [off] = [m for m in await movements(order, kind="unreserve") if m["order_id"] == "o-1"]
+    assert (off["lot"], off["reserved_delta"], off["held_delta"]) == ("B1", -10, 10)
+    assert off["note"] == "quarantined: supplier recall R-12"
+    source = order.runtime.source
+    reserved = await in_tx(order, lambda s: stock.reservations_of(s, "o-1"))
+    assert [(a.lot, a.quantity) for a in reserved] == [("B2", 6)]
+
+    # Stock arriving in another lot fills the backorder; nothing is ever taken from B1.
+    await receive(order, "WH-A", "BOLT", "B3", 7)
+    reserved = await in_tx(order, lambda s: stock.reservations_of(s, "o-1"))
+    assert sorted((a.lot, a.quantity) for a in reserved) == [("B2", 6), ("B3", 7)]
+    picked = await in_tx(order, lambda s: stock.issue(s, "o-1", "WH-A", "shp-1", source))
+    assert "B1" not in {a.lot for a in picked}
+    assert sum(a.quantity for a in picked) == 13
     await ledger_matches_balances(order)
 
 
@@ -553,17 +577,18 @@ async def test_release_hold(stack: Stack, bus: Bus) -> None:
 
 
 async def test_held_stock_can_be_written_off(stack: Stack) -> None:
-    """Scrapping quarantined goods takes them out of the held quantity (never the reserved)."""
+    """Scrapping quarantined goods takes them out of the held quantity, down to nothing."""
     order = await stack.start("order")
     await stocked(order, "BOLT", {("WH-A", "B1"): 10})
     await reserve(order, "o-1", ("BOLT", 4))
-    await hold(order, "B1")
+    await hold(order, "B1")  # the reservation moves off (to a backorder)
     r = await adjust(order, "B1", -5, "damage")
     assert r.status_code == 201, r.text
     b = r.json()["balance"]
-    assert (b["on_hand"], b["reserved"], b["held"]) == (5, 4, 1)
+    assert (b["on_hand"], b["reserved"], b["held"]) == (5, 0, 5)
     assert r.json()["movement"]["held_delta"] == -5
-    assert (await adjust(order, "B1", -2, "damage")).status_code == 409
+    assert (await adjust(order, "B1", -5, "damage")).status_code == 201
+    assert (await adjust(order, "B1", -1, "damage")).status_code == 409
     await ledger_matches_balances(order)
 
 
