@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from services.common import telemetry
 from services.common.bus import Bus
 from services.common.tasks import stop_tasks, with_deadline
+from services.common.temporal import interceptors
 from tests import harness
 from tests.harness import BIN, Databases, Stack
 from workflows.bridge import bridges
@@ -40,7 +40,7 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=pydantic_data_converter,
-        interceptors=[TracingInterceptor()],
+        interceptors=interceptors(),
         dev_server_log_level="error",
     )
     try:

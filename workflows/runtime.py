@@ -7,10 +7,10 @@ from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
 from temporalio.client import Client
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from services.common.settings import SharedSettings
+from services.common.temporal import interceptors
 
 
 class WorkflowSettings(SharedSettings):
@@ -38,5 +38,5 @@ async def connect(settings: SharedSettings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
-        interceptors=[TracingInterceptor()],
+        interceptors=interceptors(),
     )

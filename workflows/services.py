@@ -1,4 +1,5 @@
-"""HTTP access from activities to the services, as the `service` role, with trace context."""
+"""HTTP access from activities to the services, as the `service` role, with trace context
+and the correlation id."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from services.common import telemetry
 from services.common.auth import Role, issue_token
+from services.common.context import CORRELATION_HEADER, correlation_id
 from services.common.settings import SharedSettings
 
 # 4xx answers other than these mean the request (or the object's state) is wrong:
@@ -48,6 +50,8 @@ class ServiceClients:
         """Call a service; non-retryable 4xx raise a non-retryable ApplicationError."""
         url = self.settings.service_url(service) + path
         hdrs = telemetry.inject({"Authorization": f"Bearer {self._token()}", **(headers or {})})
+        if (correlation := correlation_id.get()) is not None:
+            hdrs.setdefault(CORRELATION_HEADER, correlation)
         response = await self._http.request(method, url, json=json, params=params, headers=hdrs)
         if response.status_code >= 400:
             retryable = response.status_code >= 500 or response.status_code in RETRYABLE_STATUS

@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from services.common.problems import Conflict, Unavailable
 from services.common.settings import ServiceSettings
+from services.common.temporal import interceptors
 
 
 class WorkflowGateway:
@@ -32,7 +32,7 @@ class WorkflowGateway:
                         self.settings.temporal_address,
                         namespace=self.settings.temporal_namespace,
                         data_converter=pydantic_data_converter,
-                        interceptors=[TracingInterceptor()],
+                        interceptors=interceptors(),
                     )
                 except RuntimeError as exc:
                     raise Unavailable(

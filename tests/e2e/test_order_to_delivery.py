@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from services.common import telemetry
+from services.common.bus import Bus
+from services.common.envelope import Envelope
 from tests.conftest import TRACE_DIR
 from tests.e2e.conftest import World
 from tests.harness import auth, eventually
@@ -85,6 +87,49 @@ async def test_happy_path_to_delivered(world: World) -> None:
     pushes = [t for t, n in names.items() if "POST /carriers/{carrier}/webhook" in n]
     assert pushes and all("SignalWorkflow:shipment_status" in names[t] for t in pushes)
     assert {t["trace_id"] for t in final["timeline"]} <= set(traces)
+
+
+async def test_one_correlation_id_follows_the_order_through_every_service(
+    world: World,
+) -> None:
+    """The caller's X-Correlation-ID rides the order's events, the workflow (a Temporal
+    header) and the activities' requests, so events other services stage for the order
+    carry it too."""
+    order = world.stack.services["order"]
+    r = await order.http.post(
+        "/orders",
+        json={
+            "customer_id": world.jane,
+            "ship_to": {
+                "name": "R",
+                "line1": "L",
+                "city": "C",
+                "postal_code": "1",
+                "country": "DE",
+            },
+            "lines": [{"sku": "MUG-CERAMIC", "quantity": 1}],
+        },
+        headers={
+            **auth("coordinator"),
+            "Idempotency-Key": "corr-order",
+            "X-Correlation-ID": "ticket-9001",
+        },
+    )
+    assert r.status_code == 201, r.text
+    await world.wait_shipments(r.json()["id"], 1)
+    bus = Bus(world.stack.nats_url, "corr-test")
+    await bus.connect()
+    try:
+        for stream, subject in (
+            ("ORDER", "order.order.placed"),
+            ("ORDER", "order.order.confirmed"),
+            ("SHIPMENT", "shipment.shipment.created"),
+        ):
+            msg = await bus.js.get_last_msg(stream, subject)
+            envelope = Envelope.model_validate_json(msg.data or b"")
+            assert envelope.correlationid == "ticket-9001", subject
+    finally:
+        await bus.close()
 
 
 async def test_split_across_two_warehouses(world: World) -> None:
