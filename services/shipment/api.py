@@ -669,7 +669,8 @@ WEBHOOK_DOC: dict[str, Any] = {
         "description": "The carrier's own format. The simulated carrier sends "
         '`{"events": [{"id", "tracking_number", "code", "occurred_at", '
         '"location": {"city", "region", "postal_code", "country"}, "description"}]}`, '
-        "signed in `X-Waybill-Signature: sha256=<hex HMAC-SHA256 of the raw body>`.",
+        "signed in `X-Waybill-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "
+        '"<t>." + the raw body>` (more than 300 s off is refused as a replay).',
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
 }

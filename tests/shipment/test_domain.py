@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from services.shipment.carriers.base import (
     WebhookPayloadError,
     WebhookSignatureError,
     sign,
+    verify_signature,
 )
 from services.shipment.carriers.simulated import CODES, Scenario, SimulatedCarrier
 from services.shipment.domain import (
@@ -283,9 +285,24 @@ def test_webhook_signature_is_verified(tmp_path: Path) -> None:
         {"X-Waybill-Signature": sign("other-secret", body)},
         {"X-Waybill-Signature": sign("hook-secret", body + b" ")},
         {"X-Waybill-Signature": "sha256=" + "0" * 64},
+        {"X-Waybill-Signature": sign("hook-secret", body).replace("t=", "t=1")},
     ):
         with pytest.raises(WebhookSignatureError):
             carrier.parse_webhook(headers, body)
+    # A push captured and sent again later is refused; a little clock skew is not.
+    now = int(time.time())
+    late = {"X-Waybill-Signature": sign("hook-secret", body, timestamp=now - 301)}
+    with pytest.raises(WebhookSignatureError, match="replayed"):
+        carrier.parse_webhook(late, body)
+    skewed = {"X-Waybill-Signature": sign("hook-secret", body, timestamp=now + 120)}
+    assert carrier.parse_webhook(skewed, body)
+    # While rotating its secret, a sender signs with the old and the new one.
+    rotating = (
+        sign("old-secret", body, timestamp=now)
+        + ",v1="
+        + sign("hook-secret", body, timestamp=now).split("v1=")[1]
+    )
+    assert carrier.parse_webhook({"X-Waybill-Signature": rotating}, body)
     naive = b'{"events": [{"tracking_number": "SIM1", "code": "PU", "occurred_at": "2025-03-10"}]}'
     with pytest.raises(WebhookPayloadError):
         carrier.parse_webhook({"X-Waybill-Signature": sign("hook-secret", naive)}, naive)
@@ -306,7 +323,7 @@ def test_webhook_request_round_trips(tmp_path: Path) -> None:
         TrackingEventIn(tracking_number="SIM1", raw_code="DL", occurred_at=at(MONDAY, 17)),
     ]
     headers, body = carrier.webhook_request(scans)
-    assert headers["X-Waybill-Signature"] == sign("hook-secret", body)
+    verify_signature("hook-secret", headers, body)
     assert carrier.parse_webhook(headers, body) == scans
 
 

@@ -40,6 +40,7 @@ async def test_bad_signature_is_401_and_changes_nothing(stack: Stack, svc: Runni
         {"secret": "not-the-carrier-key"},
         {"signature": "sha256=" + "ab" * 32},
         {"signature": "md5=abc"},
+        {"signature": sign("carrier-key", json.dumps({"events": scans}).encode(), 1)},
     ):
         r = await push(svc, scans, **kwargs)  # type: ignore[arg-type]
         assert r.status_code == 401, r.text
@@ -62,7 +63,8 @@ async def test_bad_signature_is_401_and_changes_nothing(stack: Stack, svc: Runni
     good = await push(svc, scans, secret="carrier-key")
     assert good.status_code == 200 and good.json()["accepted"] == 1
     # Hex case does not matter; an oversized push is refused before it is read.
-    upper = await push(svc, scans, signature="sha256=" + sign("carrier-key", body)[7:].upper())
+    t, _, mac = sign("carrier-key", body).partition(",v1=")
+    upper = await push(svc, scans, signature=f"{t},v1={mac.upper()}")
     assert upper.status_code == 200 and upper.json()["duplicates"] == 1
     huge = await svc.http.post(
         "/carriers/simulated/webhook",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -144,19 +145,50 @@ class Label:
     label_url: str | None = None
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The `X-Waybill-Signature` value for `body`: `sha256=<hex HMAC-SHA256>`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+SIGNATURE_TOLERANCE_SECONDS = 300
 
 
-def verify_signature(secret: str, headers: Mapping[str, str], body: bytes) -> None:
-    """Raise WebhookSignatureError unless the header signs `body` with `secret`."""
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The `X-Waybill-Signature` value for `body`: `t=<unix seconds>,v1=<hex HMAC-SHA256
+    of "<t>." + body>`. Signing the time lets a receiver refuse a captured push that is
+    replayed later."""
+    t = int(time.time()) if timestamp is None else timestamp
+    return f"t={t},v1={_mac(secret, t, body)}"
+
+
+def verify_signature(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    tolerance: float = SIGNATURE_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> None:
+    """Raise WebhookSignatureError unless the header signs `body` with `secret` at a time
+    within `tolerance` seconds of now. Several `v1` entries may be given (a sender
+    rotating its secret signs with both)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     given = lowered.get(SIGNATURE_HEADER.lower())
     if not given:
         raise WebhookSignatureError(f"missing {SIGNATURE_HEADER} header")
-    if not hmac.compare_digest(given.strip().lower().encode(), sign(secret, body).encode()):
+    parts = [p.strip().partition("=") for p in given.split(",")]
+    stamps = [v for k, _, v in parts if k == "t"]
+    macs = [v.lower() for k, _, v in parts if k == "v1"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or not macs:
+        raise WebhookSignatureError(f"{SIGNATURE_HEADER} must look like t=<seconds>,v1=<hex>")
+    timestamp = int(stamps[0])
+    expected = _mac(secret, timestamp, body).encode()
+    if not any(hmac.compare_digest(m.encode(), expected) for m in macs):
         raise WebhookSignatureError(f"{SIGNATURE_HEADER} does not match the body")
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        raise WebhookSignatureError(
+            f"{SIGNATURE_HEADER} was made more than {tolerance:.0f} s from now "
+            "(a replayed push, or a clock far off)"
+        )
 
 
 class CarrierAdapter(ABC):
