@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from services.shipment.carriers.base import SIGNATURE_HEADER, sign
 from tests.harness import Stack, eventually, token
 from workflows.demo import Api, seed
+
+HISTORIES = Path(__file__).parent.parent / "workflows" / "histories"
 
 
 @dataclass
@@ -23,6 +29,7 @@ class World:
     stack: Stack
     api: Api
     customers: dict[str, str]
+    temporal: Client
 
     @property
     def acme(self) -> str:
@@ -118,6 +125,16 @@ class World:
             key=str(uuid.uuid4()),
         )
 
+    async def keep_history(self, order_id: str, name: str) -> None:
+        """With WAYBILL_RECORD_HISTORIES=1, save the order workflow's history for the
+        replay test (tests/workflows/test_replay.py), which proves that a changed
+        workflow still replays what is already running."""
+        if not os.environ.get("WAYBILL_RECORD_HISTORIES"):
+            return
+        history = await self.temporal.get_workflow_handle(f"order-{order_id}").fetch_history()
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"order_{name}.json").write_text(history.to_json())
+
     async def availability(self, sku: str) -> dict[str, int]:
         """Available quantity per warehouse."""
         body = await self.api.call("order", "GET", "/stock/availability", params={"sku": sku})
@@ -126,9 +143,9 @@ class World:
 
 
 @pytest.fixture
-async def world(system: Stack) -> AsyncIterator[World]:
+async def world(system: Stack, temporal: WorkflowEnvironment) -> AsyncIterator[World]:
     urls = {name: svc.url for name, svc in system.services.items()}
     api = Api(urls, token("coordinator", subject="e2e"))
     customers = await seed(api)
-    yield World(system, api, customers)
+    yield World(system, api, customers, temporal.client)
     await api.close()

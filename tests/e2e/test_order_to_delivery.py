@@ -73,6 +73,7 @@ async def test_happy_path_to_delivered(world: World) -> None:
         f"/orders/{order_id}/status", headers=auth("customer", customer_id=world.jane)
     )
     assert theirs.status_code == 404
+    await world.keep_history(order_id, "happy_path")
 
     # An ops engineer follows the order end to end: the placement's trace runs through
     # the outbox, NATS, the bridge and the workflow; every carrier push has its own
@@ -142,6 +143,7 @@ async def test_split_across_two_warehouses(world: World) -> None:
     await world.scan(shipments[1]["tracking_number"], *DELIVER)
     final = await world.wait_status(order_id, "completed")
     assert final["outcome"] == "delivered"
+    await world.keep_history(order_id, "split")
 
 
 async def test_backorder_then_stock_arrival(world: World) -> None:
@@ -155,6 +157,7 @@ async def test_backorder_then_stock_arrival(world: World) -> None:
     assert sum(lot["quantity"] for lot in shipment["lots"]) == 5
     await world.scan(shipment["tracking_number"], *DELIVER)
     await world.wait_status(order_id, "completed")
+    await world.keep_history(order_id, "backorder")
 
 
 async def test_a_lot_quarantined_while_the_order_waits_never_ships(world: World) -> None:
@@ -221,6 +224,7 @@ async def test_cancel_after_dispatch_is_refused(world: World) -> None:
         "DL",
     )
     await world.wait_status(order_id, "completed")
+    await world.keep_history(order_id, "cancel_refused")
 
 
 async def test_cancel_while_backordered(world: World) -> None:
@@ -258,6 +262,7 @@ async def test_credit_hold_then_release(world: World) -> None:
     assert [t["kind"] for t in final["timeline"]].index("credit_hold") < [
         t["kind"] for t in final["timeline"]
     ].index("credit_released")
+    await world.keep_history(order_id, "credit_hold")
 
 
 async def test_duplicate_and_out_of_order_tracking(world: World) -> None:
