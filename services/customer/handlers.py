@@ -47,14 +47,22 @@ async def _order_row(session: AsyncSession, order_id: str) -> OpenOrder | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def _lock_customer(session: AsyncSession, customer_id: str) -> Customer | None:
+    """Lock the customer row (PostgreSQL): the credit check locks it too, so a check and
+    the order events of one customer never interleave. Without it, a check committing
+    while `order.placed` is handled could be missed by `mark_check_counted` and stay
+    pending for ever."""
+    stmt = sa.select(Customer).where(Customer.id == customer_id).with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def _exposure_changed(session: AsyncSession, source: str, customer_id: str) -> None:
     """Stage CustomerCreditChanged with the new exposure, for a customer we know.
 
-    The customer row is locked first (PostgreSQL), so two orders of one customer
-    handled at once yield events in commit order, each with the total it committed.
+    The customer row is locked (PostgreSQL), so two orders of one customer handled at
+    once yield events in commit order, each with the total it committed.
     """
-    stmt = sa.select(Customer).where(Customer.id == customer_id).with_for_update()
-    customer = (await session.execute(stmt)).scalar_one_or_none()
+    customer = await _lock_customer(session, customer_id)
     if customer is None:
         log.warning("order exposure for unknown customer %s recorded", customer_id)
         return
@@ -65,6 +73,7 @@ async def _exposure_changed(session: AsyncSession, source: str, customer_id: str
 def placed_handler(source: str) -> Handler:
     async def on_placed(session: AsyncSession, event: OrderPlaced, envelope: Envelope) -> None:
         amount = _amount(event.total, event.order_id)
+        await _lock_customer(session, event.customer_id)
         await mark_check_counted(session, event.order_id)
         row = await _order_row(session, event.order_id)
         if row is not None:
@@ -94,6 +103,7 @@ def closed_handler(source: str, status: str) -> Handler:
     async def on_closed(
         session: AsyncSession, event: OrderCancelled | OrderCompleted, envelope: Envelope
     ) -> None:
+        await _lock_customer(session, event.customer_id)
         await mark_check_counted(session, event.order_id)
         row = await _order_row(session, event.order_id)
         now = datetime.now(UTC)

@@ -212,3 +212,22 @@ async def test_customer_reads_its_own_credit(customer_svc: RunningService) -> No
         "available": "250.50",
         "open_orders": [],
     }
+
+
+async def test_checks_racing_their_placement_never_stay_pending(stack: Stack, bus: Bus) -> None:
+    """Each order's credit check and its `order.placed` arrive at the same moment (as
+    they do: the workflow checks credit right after the order is placed); whichever
+    commits first, no check stays pending once its order is counted."""
+    svc = await stack.start("customer")
+    cid = (await create(svc, body(credit_limit="100000")))["id"]
+    orders = [order_id() for _ in range(20)]
+
+    async def both(o: str) -> None:
+        await asyncio.gather(
+            check(svc, cid, o, "10"), publish(bus, placed(o, cid, "10.00"), subject=o)
+        )
+
+    await asyncio.gather(*(both(o) for o in orders))
+    await settled(svc, len(orders))
+    status = await credit(svc, cid)
+    assert (status["open_order_value"], status["pending_value"]) == ("200.00", "0.00")
