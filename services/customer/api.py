@@ -138,34 +138,53 @@ async def write_search_grams(session: AsyncSession, customer: Customer) -> None:
         )
 
 
-async def open_orders(
-    session: AsyncSession, customer_id: str, *, exclude_order: str | None = None
-) -> tuple[Decimal, list[OpenOrder]]:
+async def open_orders(session: AsyncSession, customer_id: str) -> tuple[Decimal, list[OpenOrder]]:
     """The customer's open orders and their total (summed exactly, in Decimal)."""
     stmt = (
         sa.select(OpenOrder)
         .where(OpenOrder.customer_id == customer_id, OpenOrder.status == "open")
         .order_by(OpenOrder.placed_at, OpenOrder.order_id)
     )
-    if exclude_order is not None:
-        stmt = stmt.where(OpenOrder.order_id != exclude_order)
     rows = list((await session.execute(stmt)).scalars())
     total = sum((domain.money(r.amount) for r in rows), Decimal("0.00"))
     return total, rows
+
+
+def _open_value(customer_id: str, exclude_order: str | None) -> sa.Select[Any]:
+    stmt = sa.select(sa.func.coalesce(sa.func.sum(OpenOrder.amount), 0)).where(
+        OpenOrder.customer_id == customer_id, OpenOrder.status == "open"
+    )
+    if exclude_order is not None:
+        stmt = stmt.where(OpenOrder.order_id != exclude_order)
+    return stmt
+
+
+def _pending_value(customer_id: str, exclude_order: str | None) -> sa.Select[Any]:
+    stmt = sa.select(sa.func.coalesce(sa.func.sum(CreditCheck.amount), 0)).where(
+        CreditCheck.customer_id == customer_id, CreditCheck.counted_at.is_(None)
+    )
+    if exclude_order is not None:
+        stmt = stmt.where(CreditCheck.order_id != exclude_order)
+    return stmt
+
+
+def _cents(value: Any) -> Decimal:
+    """A database sum as money. SQLite sums NUMERIC as floating point, exact to far
+    below a cent, so rounding to cents gives the exact value back."""
+    return domain.money(Decimal(str(value)))
 
 
 async def open_order_total(
     session: AsyncSession, customer_id: str, *, exclude_order: str | None = None
 ) -> Decimal:
     """The customer's open order value, summed by the database (a customer may have
-    thousands of open orders; loading them all per credit check does not scale).
-    Rounded to cents: SQLite sums NUMERIC as floating point, exact to far below a cent."""
-    stmt = sa.select(sa.func.coalesce(sa.func.sum(OpenOrder.amount), 0)).where(
-        OpenOrder.customer_id == customer_id, OpenOrder.status == "open"
-    )
-    if exclude_order is not None:
-        stmt = stmt.where(OpenOrder.order_id != exclude_order)
-    return domain.money(Decimal(str(await session.scalar(stmt))))
+    thousands of open orders; loading them all per credit check does not scale)."""
+    return _cents(await session.scalar(_open_value(customer_id, exclude_order)))
+
+
+async def pending_total(session: AsyncSession, customer_id: str) -> Decimal:
+    """The value of the customer's credit checks whose order is not counted yet."""
+    return _cents(await session.scalar(_pending_value(customer_id, None)))
 
 
 async def exposure(
@@ -178,19 +197,12 @@ async def exposure(
     service yet. They are real orders (the order service checks credit after placing
     one), so they count: otherwise two orders checked back to back could both be
     approved against the same headroom."""
-    open_q = sa.select(sa.func.coalesce(sa.func.sum(OpenOrder.amount), 0)).where(
-        OpenOrder.customer_id == customer_id, OpenOrder.status == "open"
+    both = sa.select(
+        _open_value(customer_id, exclude_order).scalar_subquery(),
+        _pending_value(customer_id, exclude_order).scalar_subquery(),
     )
-    pending_q = sa.select(sa.func.coalesce(sa.func.sum(CreditCheck.amount), 0)).where(
-        CreditCheck.customer_id == customer_id, CreditCheck.counted_at.is_(None)
-    )
-    if exclude_order is not None:
-        open_q = open_q.where(OpenOrder.order_id != exclude_order)
-        pending_q = pending_q.where(CreditCheck.order_id != exclude_order)
-    row = (
-        await session.execute(sa.select(open_q.scalar_subquery(), pending_q.scalar_subquery()))
-    ).one()
-    return domain.money(Decimal(str(row[0]))), domain.money(Decimal(str(row[1])))
+    open_value, pending = (await session.execute(both)).one()
+    return _cents(open_value), _cents(pending)
 
 
 async def mark_check_counted(session: AsyncSession, order_id: str) -> None:
@@ -654,7 +666,7 @@ async def get_credit(customer_id: str, runtime: RuntimeDep, caller: StaffOrCusto
         if customer is None:
             raise NotFound(f"customer {customer_id} not found")
         total, rows = await open_orders(session, customer_id)
-        _, pending = await exposure(session, customer_id)
+        pending = await pending_total(session, customer_id)
     limit = customer.credit_limit
     return CreditStatus(
         customer_id=customer.id,
