@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from services.common.app import Runtime
 from services.common.auth import Role, issue_token
+from services.common.launcher import free_port
 from services.common.settings import SERVICE_PORTS, ServiceSettings
 from services.common.tasks import log_task_stacks, stop_tasks
 from services.customer.settings import CustomerSettings
@@ -49,11 +50,19 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def reserve_port(port: int = 0) -> socket.socket:
+    """A socket bound (not listening) to a loopback port, `0` for any free one.
+
+    While it is held, no other bind and no outgoing connection's ephemeral port can take
+    the port, so a service's URL can be handed out long before the service listens."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def wait_port(port: int, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -147,8 +156,18 @@ class RunningService:
         await self.http.aclose()
 
 
-async def serve_in_process(name: str, app: FastAPI, port: int) -> RunningService:
-    """Run a service app under uvicorn in this event loop, on a real port."""
+async def _serve(server: _QuietServer, sock: socket.socket) -> None:
+    # uvicorn exits the process when it cannot start; in a test that SystemExit would
+    # escape the shared event loop instead of failing one test.
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:
+        raise RuntimeError(f"uvicorn could not start (exit {exc.code}; its log says why)") from None
+
+
+async def serve_in_process(name: str, app: FastAPI, sock: socket.socket) -> RunningService:
+    """Run a service app under uvicorn in this event loop, listening on `sock`."""
+    port: int = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -158,7 +177,7 @@ async def serve_in_process(name: str, app: FastAPI, port: int) -> RunningService
         timeout_graceful_shutdown=5,
     )
     server = _QuietServer(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(_serve(server, sock))
     deadline = time.monotonic() + 30
     while not server.started:
         if task.done():
@@ -198,11 +217,27 @@ class Stack:
     databases: Databases
     var_dir: Path
     task_queue: str = field(default_factory=lambda: f"tq-{uuid.uuid4().hex[:8]}")
-    ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
+    reserved: dict[str, socket.socket] = field(
+        default_factory=lambda: {s: reserve_port() for s in SERVICES}
+    )
+    ports: dict[str, int] = field(init=False)
     services: dict[str, RunningService] = field(default_factory=dict)
     db_urls: dict[str, str] = field(default_factory=dict)
     service_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     workflow_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ports = {s: sock.getsockname()[1] for s, sock in self.reserved.items()}
+
+    def claim_socket(self, service: str) -> socket.socket:
+        """The service's reserved socket (bound again if a run before it released it)."""
+        sock = self.reserved.pop(service, None)
+        return sock if sock is not None else reserve_port(self.ports[service])
+
+    def hold_port(self, service: str) -> None:
+        if service not in self.reserved:
+            with contextlib.suppress(OSError):
+                self.reserved[service] = reserve_port(self.ports[service])
 
     def shared(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -232,18 +267,30 @@ class Stack:
 
     async def start(self, service: str, **overrides: Any) -> RunningService:
         settings = await self.settings(service, **overrides)
-        running = await serve_in_process(
-            service, create_service_app(service, settings), self.ports[service]
-        )
+        sock = self.claim_socket(service)
+        try:
+            running = await serve_in_process(service, create_service_app(service, settings), sock)
+        except BaseException:
+            sock.close()
+            self.hold_port(service)
+            raise
         self.services[service] = running
         return running
 
     async def stop(self, service: str) -> None:
-        await self.services.pop(service).stop()
+        try:
+            await self.services.pop(service).stop()
+        finally:
+            self.hold_port(service)
 
     async def close(self) -> None:
-        for name in list(self.services)[::-1]:
-            await self.stop(name)
+        try:
+            for name in list(self.services)[::-1]:
+                await self.stop(name)
+        finally:
+            for sock in self.reserved.values():
+                sock.close()
+            self.reserved.clear()
 
     def env(self, service: str) -> dict[str, str]:
         """Environment for running `service` as a separate process against this stack."""
@@ -266,6 +313,7 @@ async def service_process(
     if service not in stack.db_urls:
         stack.db_urls[service] = await stack.databases.new(service)
     env = {**stack.env(service), **(extra_env or {})}
+    stack.claim_socket(service).close()  # the process binds the port itself
     proc = subprocess.Popen(
         [sys.executable, "-m", f"services.{service}"],
         env=env,
@@ -294,6 +342,7 @@ async def service_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        stack.hold_port(service)
 
 
 async def eventually(

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 
 from services.common.auth import issue_token
-from tests.harness import BIN, SERVICES, free_port
+from services.common.launcher import free_port
+from tests.harness import BIN, SERVICES
 
 
 def test_up_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
