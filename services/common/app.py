@@ -165,7 +165,7 @@ def create_app(
     return app
 
 
-def runtime_of(request: Request) -> Runtime:
+async def runtime_of(request: Request) -> Runtime:
     """The running service's Runtime (dependency for routes)."""
     runtime: Runtime = request.app.state.runtime
     return runtime

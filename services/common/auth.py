@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -93,7 +94,46 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+class _VerifiedTokens:
+    """Tokens already verified, until they expire: a client sends the same token on every
+    request, and checking its signature and claims costs more than most reads."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str, str], tuple[Principal, float]] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str]) -> Principal | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        principal, expires = entry
+        if time.time() >= expires:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return principal
+
+    def put(self, key: tuple[str, str, str], principal: Principal, expires: float) -> None:
+        self._entries[key] = (principal, expires)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+_verified = _VerifiedTokens()
+
+
 def decode_token(secret: str, token: str, issuer: str = "waybill") -> Principal:
+    """The principal of a valid token; 401 problem otherwise (verified once per token)."""
+    key = (secret, issuer, token)
+    principal = _verified.get(key)
+    if principal is None:
+        principal, expires = _verify(secret, token, issuer)
+        _verified.put(key, principal, expires)
+    return principal
+
+
+def _verify(secret: str, token: str, issuer: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
             token,
@@ -119,7 +159,7 @@ def decode_token(secret: str, token: str, issuer: str = "waybill") -> Principal:
         raise Unauthorized("customer token without customer_id", code="invalid_token")
     if role is Role.SUPPLIER and not principal.supplier_id:
         raise Unauthorized("supplier token without supplier_id", code="invalid_token")
-    return principal
+    return principal, float(claims["exp"])
 
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from `waybill token --role ...`")

@@ -63,7 +63,7 @@ internal = APIRouter(prefix="/internal/orders", tags=["internal"])
 tasks = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
-def gateway(request: Request) -> WorkflowGateway:
+async def gateway(request: Request) -> WorkflowGateway:
     state = request.app.state
     if getattr(state, "workflows", None) is None:
         state.workflows = WorkflowGateway(state.settings)
@@ -283,6 +283,28 @@ async def release_credit_hold(
         return _public(order)
 
 
+# The status read is the hottest path customers hit: plain rows (no ORM objects) from
+# statements built once, since composing a statement costs more than SQLite takes to run it.
+_orders, _lines_t, _views, _view_events, _timeline = (
+    model.__table__ for model in (Order, OrderLine, ShipmentView, ShipmentViewEvent, TimelineEntry)
+)
+_ORDER: sa.BindParameter[str] = sa.bindparam("order_id", type_=sa.String())
+_STATUS_READS = (
+    sa.select(_orders.c.id, _orders.c.customer_id, _orders.c.status, _orders.c.outcome).where(
+        _orders.c.id == _ORDER
+    ),
+    sa.select(_lines_t).where(_lines_t.c.order_id == _ORDER).order_by(_lines_t.c.line_no),
+    sa.select(_views).where(_views.c.order_id == _ORDER).order_by(_views.c.warehouse_id),
+    sa.select(_view_events)
+    .join(_views, _views.c.shipment_id == _view_events.c.shipment_id)
+    .where(_views.c.order_id == _ORDER)
+    .order_by(_view_events.c.occurred_at),
+    sa.select(_timeline)
+    .where(_timeline.c.order_id == _ORDER)
+    .order_by(_timeline.c.at, _timeline.c.id),
+)
+
+
 @router.get("/{order_id}/status", response_model=OrderStatus, summary="Where is my order?")
 async def order_status(
     order_id: str,
@@ -291,35 +313,17 @@ async def order_status(
     workflows: Annotated[WorkflowGateway, Depends(gateway)],
     live: bool = Query(False, description="also ask the workflow for its live step"),
 ) -> Any:
+    of_order = {"order_id": order_id}
     async with runtime.db.reading() as session:
-        order = await _load(session, order_id, caller)
-        views = list(
-            (
-                await session.execute(
-                    sa.select(ShipmentView)
-                    .where(ShipmentView.order_id == order_id)
-                    .order_by(ShipmentView.warehouse_id)
-                )
-            ).scalars()
-        )
-        tracking = list(
-            (
-                await session.execute(
-                    sa.select(ShipmentViewEvent)
-                    .where(ShipmentViewEvent.shipment_id.in_([v.shipment_id for v in views]))
-                    .order_by(ShipmentViewEvent.occurred_at)
-                )
-            ).scalars()
-        )
-        timeline = list(
-            (
-                await session.execute(
-                    sa.select(TimelineEntry)
-                    .where(TimelineEntry.order_id == order_id)
-                    .order_by(TimelineEntry.at, TimelineEntry.id)
-                )
-            ).scalars()
-        )
+        order = (await session.execute(_STATUS_READS[0], of_order)).one_or_none()
+        if order is None or not caller.may_see_customer(order.customer_id):
+            raise NotFound(f"order {order_id} not found")
+        lines, views, tracking, timeline = [
+            (await session.execute(statement, of_order)).all() for statement in _STATUS_READS[1:]
+        ]
+    events: dict[str, list[TrackingItem]] = {}
+    for t in tracking:
+        events.setdefault(t.shipment_id, []).append(TrackingItem.model_validate(t))
     shipments = [
         ShipmentStatus(
             shipment_id=v.shipment_id,
@@ -331,9 +335,7 @@ async def order_status(
             promised_date=v.promised_date,
             eta=v.eta,
             lots=v.lots,
-            events=[
-                TrackingItem.model_validate(t) for t in tracking if t.shipment_id == v.shipment_id
-            ],
+            events=events.get(v.shipment_id, []),
         )
         for v in views
     ]
@@ -342,7 +344,7 @@ async def order_status(
         customer_id=order.customer_id,
         status=order.status,
         outcome=order.outcome,
-        lines=[OrderLinePublic.model_validate(line) for line in order.lines],
+        lines=[OrderLinePublic.model_validate(line) for line in lines],
         shipments=shipments,
         timeline=[TimelineItem.model_validate(t) for t in timeline],
         workflow=await workflows.live_step(order_id) if live and caller.is_staff else None,

@@ -88,18 +88,18 @@ class PayloadTooLarge(ProblemError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
-def carriers_of(request: Request) -> Carriers:
+async def carriers_of(request: Request) -> Carriers:
     carriers: Carriers = request.app.state.carriers
     return carriers
 
 
-def settings_of(request: Request) -> ShipmentSettings:
+async def settings_of(request: Request) -> ShipmentSettings:
     settings = request.app.state.settings
     assert isinstance(settings, ShipmentSettings)
     return settings
 
 
-def feeder_of(request: Request) -> SimulatorFeeder | None:
+async def feeder_of(request: Request) -> SimulatorFeeder | None:
     feeder: SimulatorFeeder | None = getattr(request.app.state, "simulator", None)
     return feeder
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import jwt
 import pytest
 from nats.js.errors import NotFoundError
 
+from services.common.auth import issue_token
 from services.common.bus import Bus
 from services.common.envelope import Envelope
-from tests.harness import SERVICES, Stack, auth, eventually
+from tests.harness import JWT_SECRET, SERVICES, Stack, auth, eventually
 
 PROBLEM = "application/problem+json"
 
@@ -44,13 +49,38 @@ async def test_unauthenticated_is_401_problem(services: Stack) -> None:
 async def test_bad_token_is_401(services: Stack) -> None:
     """A token signed with another secret, or garbage, is refused."""
     svc = services.services["order"]
-    from services.common.auth import issue_token
-
     forged = issue_token("not-the-secret-" + "x" * 32, "ops")
     for value in (forged, "garbage"):
         r = await svc.http.get("/ops/messaging", headers={"Authorization": f"Bearer {value}"})
         assert r.status_code == 401
         assert r.json()["code"] == "invalid_token"
+
+
+async def test_a_token_accepted_before_is_refused_once_expired(stack: Stack) -> None:
+    """Verified tokens are remembered only until they expire; a token signed with another
+    secret is refused even when the same string was accepted by a service that has it."""
+    svc = await stack.start("order")
+    short = issue_token(JWT_SECRET, "ops", ttl_seconds=1)
+    headers = {"Authorization": f"Bearer {short}"}
+    assert (await svc.http.get("/ops/messaging", headers=headers)).status_code == 200
+    assert (await svc.http.get("/ops/messaging", headers=headers)).status_code == 200
+    await asyncio.sleep(max(0.0, jwt_expiry(short) - time.time()) + 0.05)
+    r = await svc.http.get("/ops/messaging", headers=headers)
+    assert r.status_code == 401 and r.json()["code"] == "invalid_token"
+    assert "expired" in r.json()["detail"]
+
+    other = await stack.start("customer", jwt_secret="another-secret-" + "y" * 32)
+    valid = issue_token(JWT_SECRET, "ops")
+    assert (await svc.http.get("/ops/messaging", headers=auth_with(valid))).status_code == 200
+    assert (await other.http.get("/ops/messaging", headers=auth_with(valid))).status_code == 401
+
+
+def auth_with(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def jwt_expiry(token: str) -> float:
+    return float(jwt.decode(token, options={"verify_signature": False})["exp"])
 
 
 async def test_wrong_role_is_403_problem(services: Stack) -> None:
