@@ -184,6 +184,8 @@ async def serve_in_process(name: str, app: FastAPI, sock: socket.socket) -> Runn
             task.result()
             raise RuntimeError(f"{name} stopped during start-up")
         if time.monotonic() > deadline:
+            server.should_exit = True
+            await stop_tasks([task], deadline=10)
             raise TimeoutError(f"{name} did not start")
         await asyncio.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
