@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.orm import Session
 
-from services.common import telemetry
+from services.common import housekeeping, telemetry
 from services.common.bus import Bus
 from services.common.context import CorrelationMiddleware
 from services.common.db import Database
@@ -109,6 +109,11 @@ def create_app(
             runtime.tasks.append(
                 asyncio.create_task(_supervise(f"{service} outbox relay", relay.run))
             )
+        runtime.tasks.append(
+            asyncio.create_task(
+                _supervise(f"{service} housekeeping", lambda: housekeeping.run(db, settings))
+            )
+        )
         if workers is not None and settings.consumers_enabled:
             runtime.workers = list(workers(runtime))
             for worker in runtime.workers:

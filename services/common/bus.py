@@ -13,11 +13,12 @@ from nats.js.api import PubAck, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from services.common.events import DEADLETTER_PREFIX, DEADLETTER_STREAM, stream_name
+from services.common.settings import STREAM_RETENTION_DAYS
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 15 * 60
-RETENTION_SECONDS = 30 * 24 * 3600
+RETENTION_SECONDS = STREAM_RETENTION_DAYS * 24 * 3600
 
 
 class Bus:

@@ -4,6 +4,7 @@ The stored response is written in the same transaction as the creation, so a
 replay returns exactly what the first call answered, and a crash leaves either
 both or neither. Same key with a different body is a 422; a missing key is a 400.
 Keys are scoped to the route and the caller, so two callers cannot collide.
+Stored answers are kept `idempotency_keep_days` (see housekeeping.py).
 """
 
 from __future__ import annotations

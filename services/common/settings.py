@@ -10,12 +10,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+# How long the JetStream streams keep messages; processed-event ids must outlive them.
+STREAM_RETENTION_DAYS = 30
 
 SERVICE_PORTS: dict[str, int] = {
     "customer": 8001,
@@ -97,6 +101,10 @@ class ServiceSettings(SharedSettings):
     consumer_backoff_seconds: float = 0.5
     relay_enabled: bool = True
     consumers_enabled: bool = True
+    housekeeping_interval_seconds: float = Field(3600.0, gt=0)
+    outbox_keep_days: float = Field(7.0, ge=0)
+    inbox_keep_days: float = Field(STREAM_RETENTION_DAYS + 1.0, ge=STREAM_RETENTION_DAYS)
+    idempotency_keep_days: float = Field(7.0, gt=0)
 
     def model_post_init(self, __context: object) -> None:
         if not self.port:

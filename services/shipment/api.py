@@ -380,7 +380,15 @@ async def create_shipment(
             # A concurrent request created this order's shipment from this warehouse.
             existing = await _active_shipment(session, body.order_id, body.warehouse_id)
             if existing is None:
-                raise
+                earlier = await session.get(Shipment, shipment_id)
+                if earlier is None:
+                    raise
+                # This key made a shipment since cancelled, and its stored answer is gone.
+                raise Conflict(
+                    f"Idempotency-Key {key!r} already created shipment {earlier.id} (now "
+                    f"{earlier.status}); send a new key to create another",
+                    code="idempotency_key_used",
+                ) from None
             await void_unused(existing)
             return 200, (await shipment_detail(session, existing)).model_dump(mode="json")
         if isinstance(adapter, SimulatedCarrier) and settings.simulator_enabled:

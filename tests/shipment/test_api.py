@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.common.bus import Bus
+from services.common.housekeeping import purge
 from services.shipment.timing import add_business_days, end_of_day
 from tests.harness import RunningService, Stack, auth, eventually
 from tests.shipment.helpers import (
@@ -351,3 +352,27 @@ async def test_carriers_are_listed(svc: RunningService) -> None:
     r = await svc.http.get("/carriers", headers=auth("ops"))
     assert r.status_code == 200
     assert {"code": "simulated", "name": "Waybill simulated carrier"} in r.json()
+
+
+async def test_a_key_reused_after_its_answer_was_purged(svc: RunningService) -> None:
+    """Stored answers are purged after a week. The same key then names the same shipment:
+    while it is live the retry gets it back; once cancelled, a clear 409 instead of a
+    second shipment or a crash."""
+    body = shipment_body()
+    first = await create_shipment(svc, body, key="reused")
+    assert first.status_code == 201, first.text
+    runtime = svc.runtime
+    in_a_month = datetime.now(UTC) + timedelta(days=30)
+
+    await purge(runtime.db, runtime.settings, now=in_a_month)
+    live = await create_shipment(svc, body, key="reused")
+    assert live.status_code == 200 and live.json()["id"] == first.json()["id"]
+
+    r = await svc.http.post(f"/shipments/{first.json()['id']}/cancel", headers=auth("service"))
+    assert r.status_code == 200, r.text
+    await purge(runtime.db, runtime.settings, now=in_a_month)
+    used = await create_shipment(svc, body, key="reused")
+    assert used.status_code == 409, used.text
+    assert used.json()["code"] == "idempotency_key_used"
+    fresh = await create_shipment(svc, body, key="new-key")
+    assert fresh.status_code == 201 and fresh.json()["id"] != first.json()["id"]
