@@ -60,7 +60,7 @@ async def test_a_token_accepted_before_is_refused_once_expired(stack: Stack) -> 
     """Verified tokens are remembered only until they expire; a token signed with another
     secret is refused even when the same string was accepted by a service that has it."""
     svc = await stack.start("order")
-    short = issue_token(JWT_SECRET, "ops", ttl_seconds=1)
+    short = issue_token(JWT_SECRET, "ops", ttl_seconds=2)  # exp counts from a whole second
     headers = {"Authorization": f"Bearer {short}"}
     assert (await svc.http.get("/ops/messaging", headers=headers)).status_code == 200
     assert (await svc.http.get("/ops/messaging", headers=headers)).status_code == 200
