@@ -289,10 +289,11 @@ _orders, _lines_t, _views, _view_events, _timeline = (
     model.__table__ for model in (Order, OrderLine, ShipmentView, ShipmentViewEvent, TimelineEntry)
 )
 _ORDER: sa.BindParameter[str] = sa.bindparam("order_id", type_=sa.String())
-_STATUS_READS = (
-    sa.select(_orders.c.id, _orders.c.customer_id, _orders.c.status, _orders.c.outcome).where(
-        _orders.c.id == _ORDER
-    ),
+_STATUS_ORDER = sa.select(
+    _orders.c.id, _orders.c.customer_id, _orders.c.status, _orders.c.outcome
+).where(_orders.c.id == _ORDER)
+# lines, shipments, tracking events, timeline
+_STATUS_PARTS = (
     sa.select(_lines_t).where(_lines_t.c.order_id == _ORDER).order_by(_lines_t.c.line_no),
     sa.select(_views).where(_views.c.order_id == _ORDER).order_by(_views.c.warehouse_id),
     sa.select(_view_events)
@@ -315,11 +316,11 @@ async def order_status(
 ) -> Any:
     of_order = {"order_id": order_id}
     async with runtime.db.reading() as session:
-        order = (await session.execute(_STATUS_READS[0], of_order)).one_or_none()
+        order = (await session.execute(_STATUS_ORDER, of_order)).one_or_none()
         if order is None or not caller.may_see_customer(order.customer_id):
             raise NotFound(f"order {order_id} not found")
         lines, views, tracking, timeline = [
-            (await session.execute(statement, of_order)).all() for statement in _STATUS_READS[1:]
+            (await session.execute(statement, of_order)).all() for statement in _STATUS_PARTS
         ]
     events: dict[str, list[TrackingItem]] = {}
     for t in tracking:
