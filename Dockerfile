@@ -1,6 +1,8 @@
 # One image for every Waybill process; the command picks the process:
 #   python -m services.<customer|order|shipment|returns|supplier>
 #   python -m workflows.worker | python -m workflows.bridge
+# The `waybill` command (cli/) is in it too, for ops in a running container:
+#   waybill token --role ops --user <you>, waybill deadletters list
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,6 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
+COPY cli/ cli/
 COPY services/ services/
 COPY workflows/ workflows/
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -35,7 +33,7 @@ import httpx
 
 from bench import report, wrk
 from bench.report import Results, percentile, steady_rate
-from bench.system import System, constant_server, log
+from bench.system import System, constant_server, log, private_system
 from services.common.settings import PROJECT_ROOT
 
 ORDER_WORKFLOW = "OrderToDelivery"
@@ -451,28 +449,12 @@ async def measure(opts: Options, system: System, workdir: Path) -> Results:
 async def run(opts: Options) -> Results:
     """Everything in a temporary directory that is removed afterwards unless `--keep`
     (or a failure) says otherwise."""
-    workdir = Path(tempfile.mkdtemp(prefix="waybill-bench-"))
-    system = System(
-        var=workdir / "var",
-        log_path=workdir / "up.log",
-        settings={
-            "WAYBILL_SHIPMENT_SIMULATOR_SECONDS_PER_HOUR": str(opts.seconds_per_hour),
-            "WAYBILL_SHIPMENT_SIMULATOR_POLL_SECONDS": str(opts.poll_seconds),
-        },
-    )
-    failed = True
-    log(f"starting a private `waybill up` in {workdir}")
-    try:
-        results = await measure(opts, system, workdir)
-        failed = False
-        return results
-    finally:
-        log("stopping the system")
-        await system.stop()
-        if failed or opts.keep:
-            log(f"kept {workdir} (var/logs/ has every process's log, up.log its output)")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    settings = {
+        "WAYBILL_SHIPMENT_SIMULATOR_SECONDS_PER_HOUR": str(opts.seconds_per_hour),
+        "WAYBILL_SHIPMENT_SIMULATOR_POLL_SECONDS": str(opts.poll_seconds),
+    }
+    async with private_system("waybill-bench-", keep=opts.keep, settings=settings) as system:
+        return await measure(opts, system, system.var.parent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

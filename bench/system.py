@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +159,28 @@ class System:
         if self._drain is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._drain, 10)
+
+
+@contextlib.asynccontextmanager
+async def private_system(
+    prefix: str, *, keep: bool = False, settings: Mapping[str, str] | None = None
+) -> AsyncIterator[System]:
+    """A `System` in a temporary directory (`system.var.parent`), stopped afterwards; the
+    directory is removed unless `keep` or a failure says otherwise."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    system = System(var=workdir / "var", log_path=workdir / "up.log", settings=settings or {})
+    failed = True
+    log(f"starting a private `waybill up` in {workdir}")
+    try:
+        yield system
+        failed = False
+    finally:
+        log("stopping the system")
+        await system.stop()
+        if failed or keep:
+            log(f"kept {workdir} (var/logs/ has every process's log, up.log its output)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager

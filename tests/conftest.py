@@ -17,7 +17,7 @@ from services.common.bus import Bus
 from services.common.tasks import stop_tasks, with_deadline
 from services.common.temporal import interceptors
 from tests import harness
-from tests.harness import BIN, Databases, Stack
+from tests.harness import BIN, Databases, SmtpServer, Stack
 from workflows.bridge import bridges
 from workflows.runtime import WorkflowSettings
 from workflows.services import ServiceClients
@@ -61,6 +61,17 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
     await b.connect()
     yield b
     await b.close()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    """A real SMTP server keeping what it receives (in `tmp_path/mail`)."""
+    server = SmtpServer(tmp_path / "mail")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -25,9 +25,10 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from cli.launcher import free_port
+from cli.mailsink import MailSink, Received, messages
 from services.common.app import Runtime
 from services.common.auth import Role, issue_token
-from services.common.launcher import free_port
 from services.common.settings import SERVICE_PORTS, ServiceSettings
 from services.common.tasks import log_task_stacks, stop_tasks
 from services.customer.settings import CustomerSettings
@@ -77,9 +78,9 @@ def wait_port(port: int, timeout: float = 30, proc: subprocess.Popen[bytes] | No
 
 
 @contextlib.contextmanager
-def nats_server(tmp: Path) -> Iterator[str]:
-    """A fresh nats-server with JetStream on a free port."""
-    port = free_port()
+def nats_server(tmp: Path, port: int = 0) -> Iterator[str]:
+    """A fresh nats-server with JetStream on `port` (a free one by default)."""
+    port = port or free_port()
     store = tmp / f"nats-{port}"
     proc = subprocess.Popen(
         [str(BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
@@ -93,6 +94,80 @@ def nats_server(tmp: Path) -> Iterator[str]:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(store, ignore_errors=True)
+
+
+class TemporalDevServer:
+    """A `temporal server start-dev` of one test, on a fixed port and database file, so it
+    can be stopped (an outage) and started again with the same state."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.db_file = tmp / f"temporal-{self.port}.db"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "temporal"),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--headless",
+                "--db-filename",
+                str(self.db_file),
+                "--log-level",
+                "error",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port, timeout=60, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class SmtpServer:
+    """A real SMTP server (the mail sink of `waybill up`, aiosmtpd) on a fixed free port,
+    in a thread of its own; `stop()` and `start()` again make an outage, `sink.refuse` and
+    `sink.defer` make it refuse recipients (550) or defer them (451)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.sink = MailSink(directory)
+        self._controller: Any = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(
+            self.sink, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def messages(self, to: str | None = None) -> list[Received]:
+        """What it received (to one address, optionally), oldest first."""
+        found = messages(self.sink.directory)
+        return [m for m in found if to is None or to.lower() in m.to.lower()]
 
 
 class Databases:
@@ -227,6 +302,11 @@ class Stack:
     db_urls: dict[str, str] = field(default_factory=dict)
     service_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     workflow_overrides: dict[str, Any] = field(default_factory=dict)
+    # Where the customer service sends notices: the test's SMTP server (`smtp` fixture)
+    # when set, else a port held and never listened on (sending fails and is retried),
+    # never a mail sink some `waybill up` on this machine has open on the default port.
+    smtp_port: int | None = None
+    no_smtp: socket.socket = field(default_factory=reserve_port)
 
     def __post_init__(self) -> None:
         self.ports = {s: sock.getsockname()[1] for s, sock in self.reserved.items()}
@@ -262,10 +342,19 @@ class Stack:
             "database_url": self.db_urls[service],
             "outbox_poll_seconds": 0.2,
             "consumer_backoff_seconds": 0.1,
+            **(self._smtp() if service == "customer" else {}),
             **self.service_overrides.get(service, {}),
             **overrides,
         }
         return settings_class(service)(**values)
+
+    def _smtp(self) -> dict[str, Any]:
+        """The customer service's mail settings: this test's SMTP server, or none (the
+        notices are still made, and wait pending: a recall of thousands of consignees
+        does not spend the machine on sends that cannot succeed)."""
+        if self.smtp_port is not None:
+            return {"smtp_port": self.smtp_port}
+        return {"smtp_port": self.no_smtp.getsockname()[1], "notices_enabled": False}
 
     async def start(self, service: str, **overrides: Any) -> RunningService:
         settings = await self.settings(service, **overrides)
@@ -293,6 +382,7 @@ class Stack:
             for sock in self.reserved.values():
                 sock.close()
             self.reserved.clear()
+            self.no_smtp.close()
 
     def env(self, service: str) -> dict[str, str]:
         """Environment for running `service` as a separate process against this stack."""
@@ -303,6 +393,9 @@ class Stack:
         env[prefix + "PORT"] = str(self.ports[service])
         env[prefix + "DATABASE_URL"] = self.db_urls[service]
         env[prefix + "OUTBOX_POLL_SECONDS"] = "0.2"
+        if service == "customer":
+            for key, value in self._smtp().items():
+                env[prefix + key.upper()] = str(value).lower() if value is False else str(value)
         env["WAYBILL_TRACE_DIR"] = os.environ.get("WAYBILL_TRACE_DIR", str(self.var_dir))
         return env
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +25,33 @@ from services.common.bus import Bus
 from services.common.envelope import Envelope
 from services.common.events import Event, parse, stream_name
 from services.common.inbox import JetStreamWorker
-from services.common.tasks import stop_tasks
+from services.common.ops import consumers_router
+from services.common.tasks import Supervisor
+from services.common.workflow_names import (
+    OrderWorkflow,
+    PingWorkflow,
+    RecallWorkflow,
+    ReturnWorkflow,
+)
 from workflows.order.models import OrderInput, Policy, ShipmentSignal, Signal
 from workflows.order.workflow import OrderToDelivery
 from workflows.ping.models import PingInput
-from workflows.ping.workflow import PingWorkflow
-from workflows.runtime import WorkflowSettings, connect, get_settings
+from workflows.ping.workflow import Ping
+from workflows.recall.models import RecallInput, RecallSignal
+from workflows.recall.workflow import Recall
+from workflows.returns.models import ChangedSignal, ReturnInput, ReturnShipmentSignal
+from workflows.returns.workflow import ReturnRun
+from workflows.runtime import (
+    Probes,
+    WorkflowSettings,
+    connect,
+    get_settings,
+    nats_check,
+    stop_on_signals,
+    temporal_check,
+    unless_stopped,
+    until_connected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,33 +91,125 @@ def _order_input(event: ev.OrderPlaced, settings: WorkflowSettings) -> OrderInpu
 
 
 def _order(event: Any) -> str:
-    return f"order-{event.order_id}"
+    return OrderWorkflow.id(event.order_id)
 
+
+def _signal(event: Any, envelope: Envelope) -> Signal:
+    return Signal(event_id=envelope.id)
+
+
+def _tracking(event: ev.ShipmentTrackingUpdated, envelope: Envelope) -> ShipmentSignal:
+    """The shipment service's status after a scan, with its revision."""
+    return ShipmentSignal(
+        event_id=envelope.id,
+        shipment_id=event.shipment_id,
+        status=event.status,
+        occurred_at=event.occurred_at,
+        description=event.description,
+        revision=event.revision,
+    )
+
+
+def _cancelled(event: ev.ShipmentCancelled, envelope: Envelope) -> ShipmentSignal:
+    """A cancelled shipment (by its workflow or a coordinator) is one more status."""
+    return ShipmentSignal(
+        event_id=envelope.id,
+        shipment_id=event.shipment_id,
+        status=event.status,
+        occurred_at=envelope.time.isoformat(),
+        description=event.reason,
+        revision=event.revision,
+    )
+
+
+def _recall_input(event: ev.RecallOpened, settings: WorkflowSettings) -> RecallInput:
+    return RecallInput(
+        recall_id=event.recall_id,
+        sku=event.sku,
+        lots=event.lots,
+        reason=event.reason,
+        report_interval_seconds=settings.recall_report_interval_seconds,
+        page_size=settings.recall_page_size,
+        history_limit=settings.recall_history_limit,
+    )
+
+
+def _recall(event: Any) -> str:
+    return RecallWorkflow.id(event.recall_id)
+
+
+def _recall_signal(event: Any, envelope: Envelope) -> RecallSignal:
+    return RecallSignal(event_id=envelope.id)
+
+
+def _return(event: Any) -> str:
+    return ReturnWorkflow.id(event.return_id)
+
+
+def _return_changed(event: Any, envelope: Envelope) -> ChangedSignal:
+    return ChangedSignal(event_id=envelope.id, event_type=envelope.type)
+
+
+def _return_parcel(
+    event: ev.ReturnShipmentTrackingUpdated | ev.ReturnShipmentCancelled, envelope: Envelope
+) -> ReturnShipmentSignal:
+    """The return parcel's status after a scan or its cancel, with its revision."""
+    occurred_at = getattr(event, "occurred_at", None) or envelope.time.isoformat()
+    return ReturnShipmentSignal(
+        event_id=envelope.id,
+        shipment_id=event.shipment_id,
+        status=event.status,
+        revision=event.revision,
+        occurred_at=occurred_at,
+    )
+
+
+# What others do to a return wakes its workflow, which reads the return again.
+RETURN_CHANGES: tuple[type[Event], ...] = (
+    ev.ReturnAuthorized,
+    ev.ReturnRejected,
+    ev.ReturnReceived,
+    ev.ReturnInspected,
+    ev.ReturnCancelled,
+    ev.ReturnRetryRequested,
+)
+
+RETURN_ROUTES: dict[type[Event], Route] = {
+    ev.ReturnRequested: StartWorkflow(
+        ReturnRun.run, _return, lambda e, _: ReturnInput(return_id=e.return_id)
+    ),
+    **{
+        event: SignalWorkflow(_return, ReturnWorkflow.SIGNAL_CHANGED, _return_changed)
+        for event in RETURN_CHANGES
+    },
+    ev.ReturnShipmentTrackingUpdated: SignalWorkflow(
+        _return, ReturnWorkflow.SIGNAL_RETURN_SHIPMENT, _return_parcel
+    ),
+    ev.ReturnShipmentCancelled: SignalWorkflow(
+        _return, ReturnWorkflow.SIGNAL_RETURN_SHIPMENT, _return_parcel
+    ),
+}
 
 ROUTES: dict[type[Event], Route] = {
     ev.PingRequested: StartWorkflow(
-        PingWorkflow.run,
-        lambda e: f"ping-{e.ping_id}",
+        Ping.run,
+        lambda e: PingWorkflow.id(e.ping_id),
         lambda e, _: PingInput(ping_id=e.ping_id, message=e.message),
     ),
     ev.OrderPlaced: StartWorkflow(OrderToDelivery.run, _order, _order_input),
-    ev.OrderCreditReleased: SignalWorkflow(
-        _order, "credit_released", lambda e, env: Signal(event_id=env.id)
-    ),
-    ev.OrderBackorderFilled: SignalWorkflow(
-        _order, "backorder_filled", lambda e, env: Signal(event_id=env.id)
-    ),
+    ev.OrderCreditReleased: SignalWorkflow(_order, OrderWorkflow.SIGNAL_CREDIT_RELEASED, _signal),
+    ev.OrderBackorderFilled: SignalWorkflow(_order, OrderWorkflow.SIGNAL_BACKORDER_FILLED, _signal),
+    ev.OrderRetryRequested: SignalWorkflow(_order, OrderWorkflow.SIGNAL_RETRY, _signal),
     ev.ShipmentTrackingUpdated: SignalWorkflow(
-        _order,
-        "shipment_status",
-        lambda e, env: ShipmentSignal(
-            event_id=env.id,
-            shipment_id=e.shipment_id,
-            status=e.status,
-            occurred_at=e.occurred_at,
-            description=e.description,
-        ),
+        _order, OrderWorkflow.SIGNAL_SHIPMENT_STATUS, _tracking
     ),
+    ev.ShipmentCancelled: SignalWorkflow(_order, OrderWorkflow.SIGNAL_SHIPMENT_STATUS, _cancelled),
+    ev.RecallOpened: StartWorkflow(Recall.run, _recall, _recall_input),
+    ev.RecallConsigneeResponded: SignalWorkflow(
+        _recall, RecallWorkflow.SIGNAL_RESPONDED, _recall_signal
+    ),
+    ev.RecallClosed: SignalWorkflow(_recall, RecallWorkflow.SIGNAL_CLOSED, _recall_signal),
+    **RETURN_ROUTES,
 }
 
 
@@ -172,30 +284,71 @@ def bridges(
             routes=domain_routes,
             name=domain,
             stream=stream_name(domain),
+            retry=settings.retry_policy(),
+            ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
         for domain, domain_routes in by_domain.items()
     ]
 
 
+async def run_bridge(
+    settings: WorkflowSettings, stop: asyncio.Event, task_queue: str | None = None
+) -> None:
+    """The bridge process until `stop`: probes first, then Temporal and NATS (waiting
+    for them if they are not up yet), then one supervised consumer per domain."""
+    cap = settings.restart_backoff_max_seconds
+    supervisor = Supervisor(cap_seconds=cap)
+    probes = Probes("bridge", supervisor)
+    bus = Bus(settings.nats_url, "waybill-bridge")
+    workers: list[Bridge] = []
+    probes.routers.append(consumers_router(lambda: (bus if workers else None, workers)))
+    async with probes.serving(settings.bridge_host, settings.bridge_port, settings):
+        client = await unless_stopped(
+            stop, until_connected("Temporal", lambda: connect(settings), cap)
+        )
+        if client is None or not await unless_stopped(
+            stop, until_connected("NATS", _connected(bus), cap)
+        ):
+            return
+        try:
+            await bus.ensure_deadletter_stream()
+            workers.extend(bridges(bus, client, settings, task_queue))
+            for worker in workers:
+                supervisor.start(worker.durable, _with_stream(bus, worker))
+            probes.checks = {"temporal": temporal_check(client), "nats": nats_check(bus)}
+            await stop.wait()
+        finally:
+            await supervisor.stop()
+            await bus.close()
+
+
+def _connected(bus: Bus) -> Callable[[], Awaitable[bool]]:
+    async def attempt() -> bool:
+        await bus.connect()
+        return True
+
+    return attempt
+
+
+def _with_stream(bus: Bus, worker: Bridge) -> Callable[[], Awaitable[None]]:
+    """The worker's loop, making sure its stream exists first (again after a crash)."""
+
+    async def run() -> None:
+        await bus.ensure_domain_stream(worker.stream.lower())
+        await worker.run()
+
+    return run
+
+
 async def main() -> None:
     settings = get_settings()
     telemetry.setup_tracing("bridge", settings.var_dir)
-    client = await connect(settings)
-    bus = Bus(settings.nats_url, "waybill-bridge")
-    await bus.connect()
-    workers = bridges(bus, client, settings)
-    for worker in workers:
-        await bus.ensure_domain_stream(worker.stream.lower())
-    await bus.ensure_deadletter_stream()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(w.run()) for w in workers]
-    await stop.wait()
-    await stop_tasks(tasks)
-    await bus.close()
-    telemetry.flush()
+    stop_on_signals(stop)
+    try:
+        await run_bridge(settings, stop)
+    finally:
+        telemetry.flush()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,19 +11,40 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from services.common import telemetry
+from services.common.tasks import Supervisor, with_deadline
 from workflows.order.activities import OrderActivities
 from workflows.order.workflow import OrderToDelivery
 from workflows.ping.activities import PingActivities
-from workflows.ping.workflow import PingWorkflow
-from workflows.runtime import WorkflowSettings, connect, get_settings
+from workflows.ping.workflow import Ping
+from workflows.recall.activities import RecallActivities
+from workflows.recall.workflow import Recall
+from workflows.returns.activities import ReturnActivities
+from workflows.returns.workflow import ReturnRun
+from workflows.runtime import (
+    Probes,
+    WorkflowSettings,
+    connect,
+    get_settings,
+    stop_on_signals,
+    temporal_check,
+    unless_stopped,
+    until_connected,
+)
 from workflows.services import ServiceClients
 
-WORKFLOWS: Sequence[type] = (PingWorkflow, OrderToDelivery)
+log = logging.getLogger(__name__)
+
+WORKFLOWS: Sequence[type] = (Ping, OrderToDelivery, Recall, ReturnRun)
 
 
 def activities(clients: ServiceClients) -> list[Callable[..., Any]]:
     ping = PingActivities(clients)
-    return [ping.answer_ping, *OrderActivities(clients).all()]
+    return [
+        ping.answer_ping,
+        *OrderActivities(clients).all(),
+        *RecallActivities(clients).all(),
+        *ReturnActivities(clients).all(),
+    ]
 
 
 def build_worker(
@@ -44,20 +64,49 @@ def build_worker(
     )
 
 
+async def run_worker(
+    settings: WorkflowSettings, stop: asyncio.Event, task_queue: str | None = None
+) -> None:
+    """The worker process until `stop`: probes first, then Temporal (waiting for it if it
+    is not up yet), then the Temporal worker under supervision (a crashed one is
+    replaced by a new one after a back-off)."""
+    cap = settings.restart_backoff_max_seconds
+    supervisor = Supervisor(cap_seconds=cap)
+    probes = Probes("worker", supervisor)
+    async with probes.serving(settings.worker_host, settings.worker_port, settings):
+        client = await unless_stopped(
+            stop, until_connected("Temporal", lambda: connect(settings), cap)
+        )
+        if client is None:
+            return
+        clients = ServiceClients(settings)
+        current: list[Worker] = []
+
+        async def poll() -> None:
+            worker = build_worker(client, settings, clients, task_queue)
+            current[:] = [worker]
+            log.info("worker polling %s", task_queue or settings.temporal_task_queue)
+            await worker.run()
+
+        try:
+            supervisor.start("worker", poll)
+            probes.checks = {"temporal": temporal_check(client)}
+            await stop.wait()
+            if current:
+                await with_deadline(current[0].shutdown(), 30, "worker shutdown")
+        finally:
+            await supervisor.stop()
+            await clients.close()
+
+
 async def main() -> None:
     settings = get_settings()
     telemetry.setup_tracing("worker", settings.var_dir)
-    client = await connect(settings)
-    clients = ServiceClients(settings)
-    worker = build_worker(client, settings, clients)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.shutdown()))
-    logging.getLogger(__name__).info("worker polling %s", settings.temporal_task_queue)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
     try:
-        await worker.run()
+        await run_worker(settings, stop)
     finally:
-        await clients.close()
         telemetry.flush()
 
 

@@ -3,7 +3,8 @@
 At start-up a service applies its migrations, connects to NATS, makes sure its
 streams exist, and starts its outbox relay and consumers; at shutdown it stops
 them in reverse. `/healthz` says the process is alive, `/readyz` that its database
-and NATS answer.
+and NATS answer. Every app refuses bodies over `max_body_bytes` (limits.py) and serves
+the OpenAPI document completed with the shared contract (openapi.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from services.common.bus import Bus
 from services.common.context import CorrelationMiddleware
 from services.common.db import Database
 from services.common.inbox import JetStreamWorker
+from services.common.limits import BodyLimitMiddleware
 from services.common.migrate import upgrade_to_head
+from services.common.openapi import install_contract
 from services.common.outbox import WAKE_FLAG, OutboxRelay
 from services.common.problems import install_problem_handlers, problem_response
 from services.common.settings import ServiceSettings
-from services.common.tasks import stop_tasks
+from services.common.tasks import stop_tasks, supervise
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +56,6 @@ class Runtime:
 
 WorkersFactory = Callable[[Runtime], Sequence[JetStreamWorker]]
 StartHook = Callable[[Runtime], Awaitable[None]]
-
-
-async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
-    """Keep a background loop alive: log a crash and start it again after a pause."""
-    while True:
-        try:
-            await run()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s crashed; restarting in 1s", name)
-            await asyncio.sleep(1.0)
 
 
 def create_app(
@@ -93,7 +83,11 @@ def create_app(
             await bus.ensure_domain_stream(domain)
         await bus.ensure_deadletter_stream()
         relay = OutboxRelay(
-            db, bus, batch=settings.outbox_batch, poll_seconds=settings.outbox_poll_seconds
+            db,
+            bus,
+            service=service,
+            batch=settings.outbox_batch,
+            poll_seconds=settings.outbox_poll_seconds,
         )
 
         def wake_relay(session: Session) -> None:
@@ -107,17 +101,17 @@ def create_app(
             await on_start(runtime)
         if settings.relay_enabled:
             runtime.tasks.append(
-                asyncio.create_task(_supervise(f"{service} outbox relay", relay.run))
+                asyncio.create_task(supervise(f"{service} outbox relay", relay.run))
             )
         runtime.tasks.append(
             asyncio.create_task(
-                _supervise(f"{service} housekeeping", lambda: housekeeping.run(db, settings))
+                supervise(f"{service} housekeeping", lambda: housekeeping.run(db, settings))
             )
         )
         if workers is not None and settings.consumers_enabled:
             runtime.workers = list(workers(runtime))
             for worker in runtime.workers:
-                runtime.tasks.append(asyncio.create_task(_supervise(worker.durable, worker.run)))
+                runtime.tasks.append(asyncio.create_task(supervise(worker.durable, worker.run)))
         try:
             yield
         finally:
@@ -136,14 +130,21 @@ def create_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_contract(app)
 
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    @app.get("/readyz", tags=["health"], summary="Database and NATS are reachable")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Database and NATS are reachable",
+        responses={503: {"description": "A dependency is down (`not_ready`)"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         checks = {"database": "ok", "nats": "ok"}

@@ -3,12 +3,16 @@
 Roles: `coordinator` and `ops` see everything, `service` is another Waybill
 process, `customer` carries a `customer_id` claim and sees only its own objects,
 `supplier` carries a `supplier_id` claim and sees only its own.
+
+A token's subject names a user, not a token: a refreshed token for the same user has
+the same subject (staff default `<role>:local`, `waybill token` uses `<role>:<login>`),
+so what is remembered per caller (stored `Idempotency-Key` answers) survives a refresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.problems import Forbidden, NotFound, Unauthorized
@@ -32,6 +36,8 @@ class Role(StrEnum):
 
 STAFF = (Role.COORDINATOR, Role.OPS, Role.SERVICE)
 ALGORITHM = "HS256"
+# A subject is recorded as the actor of what the caller does (`created_by`, `placed_by`, ...).
+SUBJECT_MAX_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,13 @@ class Principal:
     @property
     def is_staff(self) -> bool:
         return self.role in STAFF
+
+    @property
+    def identity(self) -> str:
+        """Who the caller is across token refreshes: subject, role and tenant ids, hashed to a
+        fixed length (the same user with a new token has the same identity; two users never do)."""
+        parts = (self.subject, self.role.value, self.customer_id or "", self.supplier_id or "")
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def may_see_customer(self, customer_id: str) -> bool:
         return self.is_staff or (self.role is Role.CUSTOMER and self.customer_id == customer_id)
@@ -63,6 +76,11 @@ class Principal:
             raise NotFound(f"{what} not found")
 
 
+def staff_subject(role: Role | str, user: str = "local") -> str:
+    """The stable subject of a staff user's tokens: `<role>:<user>`."""
+    return f"{Role(role).value}:{user}"
+
+
 def issue_token(
     secret: str,
     role: Role | str,
@@ -73,15 +91,21 @@ def issue_token(
     ttl_seconds: int = 12 * 3600,
     issuer: str = "waybill",
 ) -> str:
-    """A signed bearer token for `role` (customer/supplier roles need their id claim)."""
+    """A signed bearer token for `role` (customer/supplier roles need their id claim).
+
+    `subject` names the user; without it a customer or supplier token is its tenant's id
+    and a staff token `staff_subject(role)`, never a random value, so every token issued
+    for the same user has the same subject."""
     role = Role(role)
     if role is Role.CUSTOMER and not customer_id:
         raise ValueError("a customer token needs customer_id")
     if role is Role.SUPPLIER and not supplier_id:
         raise ValueError("a supplier token needs supplier_id")
+    if subject is not None and not 0 < len(subject) <= SUBJECT_MAX_LENGTH:
+        raise ValueError(f"a subject has 1 to {SUBJECT_MAX_LENGTH} characters")
     now = int(time.time())
     claims: dict[str, Any] = {
-        "sub": subject or customer_id or supplier_id or f"{role.value}-{uuid.uuid4().hex[:8]}",
+        "sub": subject or customer_id or supplier_id or staff_subject(role),
         "role": role.value,
         "iat": now,
         "exp": now + ttl_seconds,
@@ -155,6 +179,10 @@ def _verify(secret: str, token: str, issuer: str) -> tuple[Principal, float]:
         customer_id=claims.get("customer_id"),
         supplier_id=claims.get("supplier_id"),
     )
+    if not principal.subject or len(principal.subject) > SUBJECT_MAX_LENGTH:
+        raise Unauthorized(
+            f"token subject must have 1 to {SUBJECT_MAX_LENGTH} characters", code="invalid_token"
+        )
     if role is Role.CUSTOMER and not principal.customer_id:
         raise Unauthorized("customer token without customer_id", code="invalid_token")
     if role is Role.SUPPLIER and not principal.supplier_id:
@@ -178,10 +206,16 @@ async def authenticate(
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting only `roles` (403 problem for any other role)."""
-    allowed = frozenset(roles)
+    """A dependency admitting only `roles` (403 problem for any other role).
 
-    async def dependency(principal: Principal = Depends(authenticate)) -> Principal:
+    The roles are the bearer requirement's scopes, so the OpenAPI document says who may
+    call each route."""
+    allowed = frozenset(roles)
+    scopes = [role.value for role in roles]
+
+    async def dependency(
+        principal: Principal = Security(authenticate, scopes=scopes),
+    ) -> Principal:
         if principal.role not in allowed:
             raise Forbidden(
                 f"role '{principal.role}' may not call this; allowed: "

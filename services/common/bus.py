@@ -103,10 +103,11 @@ class Bus:
     async def close(self) -> None:
         """Flush and close. Not `drain()`: our consumers pull and ack explicitly and stop
         before this, so there is nothing in flight to drain (and draining an idle pull
-        subscription waits for its timeout)."""
+        subscription waits for its timeout). A server already gone is no error here."""
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await self._nc.flush(timeout=2)
-            await self._nc.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await self._nc.close()
         self._nc = None
         self._js = None

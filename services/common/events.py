@@ -87,6 +87,8 @@ class OrderLineRef(BaseModel):
     sku: str
     quantity: int
     unit_price: str = "0"
+    # The SKU's product category (return policies are per category); None: the default.
+    category: str | None = None
 
 
 class LotQuantity(BaseModel):
@@ -187,6 +189,25 @@ class OrderCancelled(Event):
     reason: str
 
 
+class OrderAttentionNeeded(Event):
+    """A step failed for good: the order's stock was put back and it waits for a
+    coordinator (retry or cancel); `reason` is a stable code, `detail` says why."""
+
+    TYPE = "order.order.attention_needed.v1"
+    order_id: str
+    customer_id: str
+    reason: str
+    detail: str
+
+
+class OrderRetryRequested(Event):
+    """A coordinator asked an order that needs attention to try again."""
+
+    TYPE = "order.order.retry_requested.v1"
+    order_id: str
+    requested_by: str
+
+
 class OrderCompleted(Event):
     TYPE = "order.order.completed.v1"
     order_id: str
@@ -238,12 +259,17 @@ class ShipmentTrackingUpdated(Event):
     location: str | None = None
     description: str | None = None
     eta: str | None = None
+    # Grows with every change the shipment service publishes; followers apply the
+    # status of the highest revision they have seen (0: published before revisions).
+    revision: int = 0
+    customer_id: str | None = None  # None: published before the field existed
 
 
 class ShipmentException(Event):
     TYPE = "shipment.shipment.exception.v1"
     shipment_id: str
     order_id: str
+    customer_id: str | None = None  # None: published before the field existed
     status: str
     description: str
 
@@ -252,6 +278,7 @@ class ShipmentDelivered(Event):
     TYPE = "shipment.shipment.delivered.v1"
     shipment_id: str
     order_id: str
+    customer_id: str | None = None  # None: published before the field existed
     delivered_at: str
 
 
@@ -264,9 +291,300 @@ class ShipmentReturnedToSender(Event):
 
 
 class ShipmentCancelled(Event):
+    """Cancelled before dispatch (by its workflow or a coordinator); goods not shipped."""
+
     TYPE = "shipment.shipment.cancelled.v1"
     shipment_id: str
     order_id: str
+    status: str = "cancelled"
+    revision: int = 0
+    reason: str | None = None
+
+
+class LotStatusChanged(Event):
+    """A lot's status changed in the ledger (`services.common.statuses.LotStatus`)."""
+
+    TYPE = "order.lot.status_changed.v1"
+    sku: str
+    lot: str
+    status: str
+    previous: str
+    reason: str
+    changed_by: str
+    recall_id: str | None = None
+
+
+class ReturnShipmentCreated(Event):
+    """A return label was bought: the customer sends the goods back to `warehouse_id`."""
+
+    TYPE = "shipment.return_shipment.created.v1"
+    shipment_id: str
+    return_id: str
+    order_id: str
+    customer_id: str
+    warehouse_id: str
+    carrier: str
+    tracking_number: str
+    label_url: str | None = None
+
+
+class ReturnShipmentTrackingUpdated(Event):
+    """A scan of a return shipment was accepted; `status` is the shipment's status after
+    it (`delivered` = received at the warehouse), applied by followers by `revision`."""
+
+    TYPE = "shipment.return_shipment.tracking_updated.v1"
+    shipment_id: str
+    return_id: str
+    order_id: str
+    customer_id: str
+    tracking_number: str
+    event_id: str
+    event_status: str
+    status: str
+    occurred_at: str
+    revision: int
+    location: str | None = None
+    description: str | None = None
+
+
+class ReturnShipmentCancelled(Event):
+    """A return shipment was cancelled before the carrier had the parcel (label voided)."""
+
+    TYPE = "shipment.return_shipment.cancelled.v1"
+    shipment_id: str
+    return_id: str
+    order_id: str
+    customer_id: str
+    status: str = "cancelled"
+    revision: int = 0
+    reason: str | None = None
+
+
+# --- returns ----------------------------------------------------------------------
+
+
+class ReturnLineRef(BaseModel):
+    """A quantity of one order line in a return."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    line_no: int
+    sku: str
+    quantity: int
+    unit_price: str = "0"
+
+
+class ReceivedLot(BaseModel):
+    """What came back of one order line from one lot: good and damaged quantities."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    line_no: int
+    sku: str
+    warehouse_id: str
+    lot: str
+    good: int
+    damaged: int
+
+
+class DisposedLot(BaseModel):
+    """What was done with a received quantity of one lot (`statuses.Disposition`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    line_no: int
+    sku: str
+    warehouse_id: str
+    lot: str
+    quantity: int
+    disposition: str
+    reason: str | None = None
+
+
+class RefundedLine(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    line_no: int
+    sku: str
+    quantity: int
+    amount: str
+
+
+class ReturnEvent(Event):
+    """Fields every return event carries."""
+
+    return_id: str
+    order_id: str
+    customer_id: str
+    kind: str = "customer"  # statuses.ReturnKind
+    recall_id: str | None = None
+    # The return's revision after this event (0: published by the recall's own writes).
+    revision: int = 0
+
+
+class ReturnRequested(ReturnEvent):
+    TYPE = "returns.return.requested.v1"
+    reason: str
+    lines: list[ReturnLineRef]
+    keep_it: bool = False
+
+
+class ReturnAuthorized(ReturnEvent):
+    """Authorized (by policy or a coordinator); `keep_it`: no physical return needed."""
+
+    TYPE = "returns.return.authorized.v1"
+    authorized_by: str
+    keep_it: bool = False
+
+
+class ReturnRejected(ReturnEvent):
+    TYPE = "returns.return.rejected.v1"
+    reason: str
+    rejected_by: str
+
+
+class ReturnAwaitingReceipt(ReturnEvent):
+    """The return label is bought; the goods are expected by `receipt_deadline`."""
+
+    TYPE = "returns.return.awaiting_receipt.v1"
+    carrier: str
+    tracking_number: str
+    label_url: str | None = None
+    warehouse_id: str
+    receipt_deadline: str
+
+
+class ReturnReceived(ReturnEvent):
+    TYPE = "returns.return.received.v1"
+    lots: list[ReceivedLot]
+    received_by: str
+
+
+class ReturnInspected(ReturnEvent):
+    TYPE = "returns.return.inspected.v1"
+    lots: list[DisposedLot]
+    inspected_by: str
+
+
+class ReturnDisposed(ReturnEvent):
+    """Dispositions carried out: `restock` lots go back into the ledger (same lot),
+    `return_to_vendor` lots become a vendor return at the supplier service."""
+
+    TYPE = "returns.return.disposed.v1"
+    lots: list[DisposedLot]
+
+
+class ReturnRefunded(ReturnEvent):
+    """A credit record for billing: price paid minus the restocking fee."""
+
+    TYPE = "returns.return.refunded.v1"
+    refund_id: str
+    amount: str
+    restocking_fee: str
+    currency: str
+    lines: list[RefundedLine]
+
+
+class ReturnReplacementOrdered(ReturnEvent):
+    TYPE = "returns.return.replacement_ordered.v1"
+    replacement_order_id: str
+
+
+class ReturnResolved(ReturnEvent):
+    TYPE = "returns.return.resolved.v1"
+    resolution: str
+    refund_amount: str | None = None
+    replacement_order_id: str | None = None
+
+
+class ReturnClosed(ReturnEvent):
+    TYPE = "returns.return.closed.v1"
+
+
+class ReturnExpired(ReturnEvent):
+    """Not received within the policy's days."""
+
+    TYPE = "returns.return.expired.v1"
+    receipt_deadline: str
+
+
+class ReturnCancelled(ReturnEvent):
+    TYPE = "returns.return.cancelled.v1"
+    reason: str
+    cancelled_by: str
+
+
+class ReturnRetryRequested(ReturnEvent):
+    """A coordinator cleared a return's attention mark: its workflow tries the step again."""
+
+    TYPE = "returns.return.retry_requested.v1"
+    requested_by: str
+
+
+class RecallOpened(Event):
+    TYPE = "returns.recall.opened.v1"
+    recall_id: str
+    sku: str
+    lots: list[str]
+    reason: str
+    instructions: str
+    hazard_class: str  # I, II, III
+    depth: str  # effectiveness-check depth A to E
+    opened_by: str
+
+
+class RecallNoticeIssued(Event):
+    """One consignee of a recall is to be told (the customer service sends the notice)."""
+
+    TYPE = "returns.recall.notice_issued.v1"
+    recall_id: str
+    return_id: str
+    customer_id: str
+    order_id: str
+    shipment_id: str | None = None
+    sku: str
+    lots: list[str]
+    quantity: int
+    reason: str
+    instructions: str
+    hazard_class: str
+
+
+class RecallConsigneeResponded(Event):
+    TYPE = "returns.recall.consignee_responded.v1"
+    recall_id: str
+    return_id: str
+    customer_id: str
+    quantity_on_hand: int
+    action: str
+
+
+class RecallClosed(Event):
+    TYPE = "returns.recall.closed.v1"
+    recall_id: str
+    effectiveness: str  # percent, e.g. "97.5"
+    closed_by: str
+    reason: str
+
+
+# --- customer: notices ------------------------------------------------------------
+
+
+class NoticeSent(Event):
+    """A notice reached the customer's mail server (`source_event_id`: what caused it)."""
+
+    TYPE = "customer.notice.sent.v1"
+    notice_id: str
+    customer_id: str
+    kind: str
+    source_event_id: str
+    reference: str | None = None  # the return, recall or shipment it is about
+    # The return it concerns (a recall notice's recall return; None for shipment notices).
+    return_id: str | None = None
+    channel: str = "email"
+    to: str
+    language: str
+    sent_at: str
 
 
 def asyncapi_document() -> dict[str, Any]:

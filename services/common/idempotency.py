@@ -3,7 +3,9 @@
 The stored response is written in the same transaction as the creation, so a
 replay returns exactly what the first call answered, and a crash leaves either
 both or neither. Same key with a different body is a 422; a missing key is a 400.
-Keys are scoped to the route and the caller, so two callers cannot collide.
+Keys are scoped to the route and the caller's stable identity (subject, role and
+tenant ids; `Principal.identity`), not to the token: a retry with a refreshed token
+replays, and two callers never see each other's answers.
 Stored answers are kept `idempotency_keep_days` (see housekeeping.py).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -28,6 +31,11 @@ from services.common.problems import BadRequest, Unprocessable
 from services.common.tables import idempotency_keys
 
 REPLAY_HEADER = "Idempotent-Replayed"
+# What a key may be: 1 to 255 printable ASCII characters, spaces only inside (the
+# OpenAPI documents say so).
+KEY_MAX_LENGTH = 255
+KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 async def idempotency_key(
@@ -46,11 +54,13 @@ async def idempotency_key(
             "POSTs that create something need an `Idempotency-Key` header",
             code="idempotency_key_missing",
         )
-    if len(key) > 255:
+    key = key.strip()
+    if len(key) > KEY_MAX_LENGTH or not _KEY.fullmatch(key):
         raise BadRequest(
-            "Idempotency-Key is longer than 255 characters", code="idempotency_key_invalid"
+            f"Idempotency-Key must be 1 to {KEY_MAX_LENGTH} printable ASCII characters",
+            code="idempotency_key_invalid",
         )
-    return key.strip()
+    return key
 
 
 def fingerprint(payload: Any) -> str:
@@ -91,7 +101,7 @@ async def run_idempotent(
     action: Action,
     prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> JSONResponse:
-    """Run `action` once per (route, caller, key); replays answer the stored response.
+    """Run `action` once per (route, caller identity, key); replays answer the stored response.
 
     `action` writes in the given session and returns (status, body); it shares the
     transaction in which the response is remembered. `prepare`, when given, runs first
@@ -99,7 +109,7 @@ async def run_idempotent(
     call to another system, such as buying a carrier label, that must not hold the
     database's write lock. It must be idempotent itself: a retry after a crash runs it again.
     """
-    scope = f"{route}|{principal.subject}"
+    scope = f"{route}|{principal.identity}"
     request_hash = fingerprint(payload)
     if prepare is not None:
         async with db.reading() as session:

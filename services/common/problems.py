@@ -8,11 +8,15 @@ The hierarchy:
     ├── Forbidden           403  authenticated, not allowed: forbidden
     ├── NotFound            404  absent, or not the caller's to see: not_found
     ├── Conflict            409  the object's state forbids it: conflict
+    ├── PreconditionFailed  412  `If-Match` names another version: precondition_failed
+    ├── PayloadTooLarge     413  the body is over the service's limit: payload_too_large
     ├── Unprocessable       422  well-formed but invalid: validation_error,
     │                            idempotency_key_reused
     └── Unavailable         503  a dependency is down; retry later: unavailable
 
-Anything else becomes a 500 `internal_error` without internals in the body.
+Text PostgreSQL cannot store (U+0000) is a 422 `invalid_character`. Anything else
+becomes a 500 `internal_error` without internals in the body. `Problem`
+is the body's schema, which every route's OpenAPI entry names (services/common/openapi.py).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from asyncpg.exceptions import CharacterNotInRepertoireError  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_BASE = "https://waybill.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -80,6 +86,14 @@ class Conflict(ProblemError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class PreconditionFailed(ProblemError):
+    status, code, title = 412, "precondition_failed", "Precondition failed"
+
+
+class PayloadTooLarge(ProblemError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
 class Unprocessable(ProblemError):
     status, code, title = 422, "validation_error", "Validation failed"
 
@@ -88,13 +102,36 @@ class Unavailable(ProblemError):
     status, code, title = 503, "unavailable", "Service unavailable"
 
 
+class FieldError(BaseModel):
+    """One reason a request did not validate."""
+
+    loc: list[str | int] = Field(description="`body`, `query`, `header` or `path`, then where")
+    msg: str
+    type: str = Field(description="A stable error type, e.g. `missing`, `string_too_long`")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem-details body, as every error is answered."""
+
+    type: str = Field(description="A URI naming the `code`")
+    title: str
+    status: int
+    code: str = Field(description="Stable machine-readable reason, e.g. `invalid_cursor`")
+    detail: str | None = None
+    instance: str | None = Field(None, description="The request's path")
+    trace_id: str | None = Field(None, description="The OpenTelemetry trace of the request")
+    errors: list[FieldError] | None = Field(None, description="For `validation_error`")
+
+
 _STATUS_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthenticated", "Authentication required"),
     403: ("forbidden", "Not allowed"),
     404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
     409: ("conflict", "Conflict"),
+    412: ("precondition_failed", "Precondition failed"),
     413: ("payload_too_large", "Payload too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("validation_error", "Validation failed"),
@@ -177,14 +214,47 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path: Starlette's 405 names only those
+    of the first route that matched the path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
-    return problem_response(request, exc.status_code, code, title, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem_response(request, exc.status_code, code, title, detail, headers=headers)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what caused it (SQLAlchemy keeps the driver's error as `orig`)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return chain
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if any(isinstance(cause, CharacterNotInRepertoireError) for cause in _causes(exc)):
+        return problem_response(
+            request,
+            422,
+            "invalid_character",
+            "Validation failed",
+            "text may not contain the character U+0000",
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(request, 500, "internal_error", "Internal error")
 

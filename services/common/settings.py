@@ -18,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from services.common.retry import RetryPolicy
+
 # How long the JetStream streams keep messages; processed-event ids must outlive them.
 STREAM_RETENTION_DAYS = 30
 
@@ -71,6 +73,15 @@ class SharedSettings(_Layered):
     shipment_url: str = f"http://127.0.0.1:{SERVICE_PORTS['shipment']}"
     returns_url: str = f"http://127.0.0.1:{SERVICE_PORTS['returns']}"
     supplier_url: str = f"http://127.0.0.1:{SERVICE_PORTS['supplier']}"
+    # Consumer retries (services.common.retry): transient failures back off from
+    # `consumer_backoff_seconds` doubling to `consumer_backoff_max_seconds`, for ever;
+    # a failure of unknown kind is dead-lettered after `consumer_max_deliver` attempts.
+    consumer_max_deliver: int = Field(10, ge=1)
+    consumer_backoff_seconds: float = Field(0.5, gt=0)
+    consumer_backoff_max_seconds: float = Field(60.0, gt=0)
+    consumer_ack_wait_seconds: float = Field(30.0, gt=0)
+    # The largest event `stage()` accepts; keep it below the NATS server's max_payload (1 MiB).
+    max_event_bytes: int = Field(512 * 1024, gt=0)
 
     def resolved_jwt_secret(self) -> str:
         """The configured secret, or the one generated for the embedded default."""
@@ -81,6 +92,13 @@ class SharedSettings(_Layered):
             return path.read_text().strip()
         raise RuntimeError(
             "no JWT secret: set WAYBILL_JWT_SECRET or start the system once with `./waybill up`"
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_seconds=self.consumer_backoff_seconds,
+            cap_seconds=self.consumer_backoff_max_seconds,
+            unknown_attempts=self.consumer_max_deliver,
         )
 
     def service_url(self, service: str) -> str:
@@ -97,14 +115,14 @@ class ServiceSettings(SharedSettings):
     database_url: str = ""
     outbox_poll_seconds: float = 0.5
     outbox_batch: int = 256
-    consumer_max_deliver: int = 5
-    consumer_backoff_seconds: float = 0.5
     relay_enabled: bool = True
     consumers_enabled: bool = True
     housekeeping_interval_seconds: float = Field(3600.0, gt=0)
     outbox_keep_days: float = Field(7.0, ge=0)
     inbox_keep_days: float = Field(STREAM_RETENTION_DAYS + 1.0, ge=STREAM_RETENTION_DAYS)
     idempotency_keep_days: float = Field(7.0, gt=0)
+    # Request bodies over this are refused with 413 while they are read (limits.py).
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
 
     def model_post_init(self, __context: object) -> None:
         if not self.port:

@@ -5,6 +5,9 @@ nats-py's `fetch` and in our own idle waits) returns the inner result instead of
 raising when the cancellation lands in the same loop turn as that result, so a
 `while True` loop carries on as if nothing happened and `await task` waits forever.
 `stop_tasks` cancels again until every task has really finished.
+
+`supervise` keeps a loop running across crashes (with back-off); `Supervisor` holds a
+process's loops and says which of them are down, for its readiness probe.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +67,84 @@ def log_task_stacks() -> None:
         buffer.write(f"--- {task.get_name()}\n")
         task.print_stack(limit=8, file=buffer)
     log.error("asyncio tasks:\n%s", buffer.getvalue())
+
+
+@dataclass
+class Loop:
+    """One supervised background loop, as a readiness probe sees it."""
+
+    name: str
+    running: bool = False
+    restarts: int = 0
+    last_error: str | None = None
+
+
+async def supervise(
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    *,
+    state: Loop | None = None,
+    initial_seconds: float = 1.0,
+    cap_seconds: float = 30.0,
+) -> None:
+    """Keep a background loop alive: log a crash and start it again after a pause that
+    doubles up to `cap_seconds` (back to `initial_seconds` once a run lasted that long).
+    A loop that returns has finished on purpose and is not restarted."""
+    state = state or Loop(name)
+    delay = initial_seconds
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        state.running = True
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            state.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            if loop.time() - started >= cap_seconds:
+                delay = initial_seconds
+            log.exception("%s crashed; restarting in %.0fs", name, delay)
+        finally:
+            state.running = False
+        await asyncio.sleep(delay)
+        state.restarts += 1
+        delay = min(cap_seconds, delay * 2)
+
+
+@dataclass
+class Supervisor:
+    """Named loops under `supervise`, for a process whose readiness needs all of them."""
+
+    initial_seconds: float = 1.0
+    cap_seconds: float = 30.0
+    loops: dict[str, Loop] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        state = self.loops[name] = Loop(name)
+        self.tasks.append(
+            asyncio.create_task(
+                supervise(
+                    name,
+                    run,
+                    state=state,
+                    initial_seconds=self.initial_seconds,
+                    cap_seconds=self.cap_seconds,
+                ),
+                name=name,
+            )
+        )
+
+    def not_running(self) -> dict[str, str]:
+        """Each loop that is not running now, with its last error."""
+        return {
+            loop.name: loop.last_error or "not running"
+            for loop in self.loops.values()
+            if not loop.running
+        }
+
+    async def stop(self) -> None:
+        await stop_tasks(reversed(self.tasks))
+        self.tasks.clear()

@@ -8,7 +8,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -23,7 +23,12 @@ from services.common.events import CustomerCreated, CustomerCreditChanged, Custo
 from services.common.idempotency import REPLAY_HEADER, run_idempotent
 from services.common.outbox import stage
 from services.common.pagination import decode_cursor, encode_cursor
-from services.common.problems import BadRequest, NotFound, ProblemError, Unprocessable
+from services.common.problems import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+)
 from services.customer import domain
 from services.customer.models import (
     Address,
@@ -61,10 +66,6 @@ router = APIRouter(prefix="/customers", tags=["customers"])
 # A search ranks at most this many candidates (the best by shared trigrams, plus every
 # exact or prefix email/phone match); pages walk through that ranked list.
 SEARCH_CANDIDATES = 300
-
-
-class PreconditionFailed(ProblemError):
-    status, code, title = 412, "precondition_failed", "Precondition failed"
 
 
 # --- loading and writing ----------------------------------------------------------
@@ -170,8 +171,9 @@ def _pending_value(customer_id: str, exclude_order: str | None) -> sa.Select[Any
 
 def _cents(value: Any) -> Decimal:
     """A database sum as money. SQLite sums NUMERIC as floating point, exact to far
-    below a cent, so rounding to cents gives the exact value back."""
-    return domain.money(Decimal(str(value)))
+    below a cent, so rounding to cents gives the exact value back. A sum of amounts may
+    pass the bound of any one amount, so it is not checked against it."""
+    return Decimal(str(value)).quantize(domain.CENT, rounding=ROUND_HALF_UP)
 
 
 async def open_order_total(
@@ -246,7 +248,16 @@ def _check_if_match(if_match: str | None, customer: Customer) -> None:
     response_model=CustomerPublic,
     summary="Create a customer",
     responses={
-        201: {"description": "Created (a replay answers the first response again)"},
+        201: {
+            "description": "Created (a replay answers the first response again)",
+            "headers": {
+                "ETag": {
+                    "description": "The version, for `If-Match`",
+                    "schema": {"type": "string"},
+                },
+                "Location": {"description": "The customer's URL", "schema": {"type": "string"}},
+            },
+        },
         400: {"description": "`Idempotency-Key` missing"},
         422: {"description": "Invalid body, or the key was used with another body"},
     },
@@ -266,6 +277,7 @@ async def create_customer(
             phone_digits=domain.phone_digits(body.phone),
             credit_limit=body.credit_limit,
             credit_hold=body.credit_hold,
+            preferred_language=body.preferred_language,
             version=1,
             created_by=caller.subject,
             created_at=now,
@@ -343,7 +355,14 @@ async def update_customer(
         customer = await load_customer(session, customer_id, for_update=True)
         _check_if_match(if_match, customer)
         changed: list[str] = []
-        for field in ("name", "email", "phone", "credit_limit", "credit_hold"):
+        for field in (
+            "name",
+            "email",
+            "phone",
+            "credit_limit",
+            "credit_hold",
+            "preferred_language",
+        ):
             value = getattr(body, field)
             if field in sent and getattr(customer, field) != value:
                 setattr(customer, field, value)
@@ -576,7 +595,7 @@ async def list_customers(
 
 def _replay_check(check: CreditCheck, customer_id: str, body: CreditCheckRequest) -> None:
     if check.customer_id != customer_id or domain.money(check.amount) != body.amount:
-        raise Unprocessable(
+        raise Conflict(
             f"order {check.order_id} was already checked for customer {check.customer_id} "
             f"with amount {domain.money(check.amount)}",
             code="credit_check_mismatch",
@@ -591,8 +610,11 @@ def _replay_check(check: CreditCheck, customer_id: str, body: CreditCheckRequest
     "plus `amount` exceed the credit limit; approve otherwise (no limit: approve unless on "
     "hold). The first decision for an `order_id` is stored and answered again to every "
     "repeat (with `Idempotent-Replayed: true`); a repeat naming another customer or "
-    "amount is a 422 `credit_check_mismatch`.",
-    responses={404: {"description": "Unknown customer"}},
+    "amount is a 409 `credit_check_mismatch`.",
+    responses={
+        404: {"description": "Unknown customer"},
+        409: {"description": "`credit_check_mismatch`: the order was checked with other terms"},
+    },
 )
 async def check_credit(
     customer_id: str,

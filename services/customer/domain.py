@@ -47,6 +47,16 @@ _EMAIL = re.compile(
 )
 
 
+# `_EMAIL` for JSON schemas, with a local part that cannot pass 64 characters (one atom
+# of up to 64, or two or three of up to 20): a little narrower than what is accepted.
+_EMAIL_CHAR = _EMAIL_ATOM.removesuffix("+")
+EMAIL_PATTERN = (
+    rf"^(?:{_EMAIL_CHAR}{{1,64}}|{_EMAIL_CHAR}{{1,20}}(?:\.{_EMAIL_CHAR}{{1,20}}){{1,2}})@"
+    + re.sub(r"\(\?P<\w+>", "(?:", _EMAIL.pattern.split("@", 1)[1])
+    + "$"
+)
+
+
 def normalise_email(raw: str) -> str:
     """A syntactically valid address (dot-atom local part, DNS domain), lower-cased."""
     value = raw.strip()
@@ -308,12 +318,15 @@ def decide_credit(
     amount: Decimal,
 ) -> CreditDecision:
     """Hold when the customer is on credit hold or the order would take the open order value
-    past the limit; approve otherwise (no limit approves unless on hold).
+    past the limit; approve otherwise (no limit approves unless on hold). A free order
+    (amount 0) takes no credit and is always approved.
 
     `available` is the headroom before this order: limit minus the other open orders
     (negative when the customer is already over the limit), None without a limit.
     """
     available = None if credit_limit is None else credit_limit - other_open_orders
+    if amount == 0:
+        return CreditDecision("approved", "free_order", "a free order takes no credit", available)
     if credit_hold:
         return CreditDecision("hold", "credit_hold", "the customer is on credit hold", available)
     if credit_limit is None:

@@ -26,6 +26,7 @@ from services.common.outbox import stage
 from services.customer import domain
 from services.customer.api import credit_changed, mark_check_counted, open_order_total
 from services.customer.models import Customer, OpenOrder
+from services.customer.notice_consumers import notice_consumers
 
 log = logging.getLogger(__name__)
 
@@ -156,4 +157,4 @@ def exposure_consumer(runtime: Runtime) -> InboxConsumer:
 
 def workers(runtime: Runtime) -> Sequence[JetStreamWorker]:
     """The customer service's consumers."""
-    return [exposure_consumer(runtime)]
+    return [exposure_consumer(runtime), *notice_consumers(runtime)]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -47,6 +49,9 @@ class Customer(Base):
             postgresql_ops={"phone_digits": "varchar_pattern_ops"},
         ),
         Index("ix_customers_kind_name_key", "kind", "name_key", "id"),
+        CheckConstraint(
+            "preferred_language IN ('en', 'zh-Hans')", name="ck_customers_preferred_language"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -59,6 +64,8 @@ class Customer(Base):
     phone_digits: Mapped[str | None] = mapped_column(String(15))
     credit_limit: Mapped[Decimal | None] = mapped_column(Money)
     credit_hold: Mapped[bool] = mapped_column(Boolean)
+    # The language of the notices the customer gets (`notices.LANGUAGES`).
+    preferred_language: Mapped[str] = mapped_column(String(8), default="en")
     version: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -146,7 +153,7 @@ class CreditCheck(Base):
     __tablename__ = "credit_checks"
     __table_args__ = (
         CheckConstraint("decision IN ('approved', 'hold')", name="ck_credit_checks_decision"),
-        CheckConstraint("amount > 0", name="ck_credit_checks_amount"),
+        CheckConstraint("amount >= 0", name="ck_credit_checks_amount"),
         Index("ix_credit_checks_customer", "customer_id", "checked_at"),
         Index(
             "ix_credit_checks_uncounted",
@@ -197,3 +204,87 @@ class OpenOrder(Base):
     placed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Notice(Base):
+    """One email to one customer caused by one event (`notices.py`): rendered when the
+    event arrives, then sent by the sender loop, retried until it is sent or fails for good.
+
+    Unique per (source event, customer), so a repeated event never notifies twice. No
+    foreign key: an event may name a customer this service does not know (the notice is
+    then failed, visibly).
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="ck_notices_status"),
+        CheckConstraint("attempts >= 0", name="ck_notices_attempts"),
+        Index("uq_notices_source", "source_event_id", "customer_id", unique=True),
+        Index("ix_notices_due", "status", "next_attempt_at"),
+        Index("ix_notices_customer", "customer_id", "created_at", "id"),
+        Index("ix_notices_status_created", "status", "created_at", "id"),
+        Index("ix_notices_created", "created_at", "id"),
+        Index("uq_notices_dedupe", "customer_id", "dedupe_key", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    source_event_id: Mapped[str] = mapped_column(String(64))
+    source_type: Mapped[str] = mapped_column(String(128))
+    reference: Mapped[str | None] = mapped_column(String(64))
+    # What the notice says, once per customer (`notices.create`); null: once per event.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8))
+    to_address: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    # The template's variables, kept so a notice can be rendered again (retry after a fix).
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    message_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Interaction(Base):
+    """One entry of a customer's interaction log: a contact through any channel, either
+    way (notices sent by email today; calls, meetings and notes later)."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_interactions_direction"),
+        Index("ix_interactions_customer", "customer_id", "occurred_at", "id"),
+        Index("uq_interactions_notice", "notice_id", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(String(1000))
+    # What it is about: a return, recall, shipment or order id (`reference_kind` says which).
+    reference: Mapped[str | None] = mapped_column(String(64))
+    reference_kind: Mapped[str | None] = mapped_column(String(32))
+    notice_id: Mapped[str | None] = mapped_column(String(36))
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ShipmentCustomer(Base):
+    """Which customer a shipment goes to (from `ShipmentCreated`), for shipment events
+    published before they carried `customer_id`."""
+
+    __tablename__ = "customer_shipments"
+
+    shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(String(64))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -12,11 +12,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     field_validator,
-    model_validator,
 )
 
+from services.common.money import Money
+from services.common.patch import PatchBody
 from services.customer.domain import (
+    COUNTRIES,
+    EMAIL_PATTERN,
     fold,
     money,
     normalise_country,
@@ -35,37 +39,70 @@ def _has_letter_or_digit(value: str) -> str:
     return value
 
 
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_has_letter_or_digit)]
+# The codes `normalise_country` accepts, any case, as a pattern the schema can carry.
+COUNTRY_PATTERN = (
+    "^("
+    + "|".join(f"[{c[0]}{c[0].lower()}][{c[1]}{c[1].lower()}]" for c in sorted(COUNTRIES))
+    + ")$"
+)
+# What `normalise_phone` accepts: 4 to 15 digits amid punctuation, after a `+` or a
+# leading `00` (which becomes the `+`).
+_P = r"[ ().\-/]*"
+_D = rf"(?:[0-9]{_P})"
+PHONE_PATTERN = (
+    rf"^{_P}(\+{_P}{_D}{{4,15}}|[1-9]{_P}{_D}{{3,14}}|0{_P}[1-9]{_P}{_D}{{2,13}}"
+    rf"|0{_P}0{_P}{_D}{{4,15}})$"
+)
+# Input strings are stripped, so a required one must hold more than spaces; a name needs
+# a letter or digit (what `fold` keeps).
+NOT_BLANK = r"\S"
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=200, pattern=r"[^\W_]"),
+    AfterValidator(_has_letter_or_digit),
+]
 Email = Annotated[
     str,
-    Field(max_length=254, examples=["ops@acme-logistics.example"]),
+    Field(max_length=254, pattern=EMAIL_PATTERN, examples=["ops@acme-logistics.example"]),
     AfterValidator(normalise_email),
 ]
 Phone = Annotated[
     str,
     Field(
         max_length=32,
-        description="Stored as digits with an optional leading + (`+44 20 7946-0958` -> "
-        "`+442079460958`)",
+        pattern=PHONE_PATTERN,
+        description="4 to 15 digits, stored with an optional leading + "
+        "(`+44 20 7946-0958` -> `+442079460958`)",
         examples=["+44 20 7946 0958"],
     ),
     AfterValidator(normalise_phone),
 ]
 Country = Annotated[
     str,
-    Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2", examples=["GB"]),
+    Field(
+        pattern=COUNTRY_PATTERN,
+        description="ISO 3166-1 alpha-2, any case",
+        examples=["GB"],
+    ),
     AfterValidator(normalise_country),
 ]
 CreditLimit = Annotated[
-    Decimal,
-    Field(
-        ge=0,
-        max_digits=14,
-        decimal_places=2,
-        description="Maximum open order value; null means no limit",
-        examples=["25000.00"],
-    ),
+    Money,
+    Field(description="Maximum open order value; null means no limit", examples=["25000.00"]),
     AfterValidator(money),
+]
+
+
+def _or_blank(schema: dict[str, Any]) -> None:
+    """A blank string is accepted as null: say so."""
+    schema.setdefault("anyOf", []).append({"type": "string", "pattern": r"^\s*$"})
+
+
+OptionalEmail = Annotated[
+    Email | None, BeforeValidator(_blank_to_none), Field(json_schema_extra=_or_blank)
+]
+OptionalPhone = Annotated[
+    Phone | None, BeforeValidator(_blank_to_none), Field(json_schema_extra=_or_blank)
 ]
 
 # Optional free text: blank means null.
@@ -73,6 +110,7 @@ Text20 = Annotated[Annotated[str, Field(max_length=20)] | None, BeforeValidator(
 Text100 = Annotated[Annotated[str, Field(max_length=100)] | None, BeforeValidator(_blank_to_none)]
 Text200 = Annotated[Annotated[str, Field(max_length=200)] | None, BeforeValidator(_blank_to_none)]
 CustomerKind = Literal["b2b", "b2c"]
+Language = Literal["en", "zh-Hans"]
 
 
 class _Input(BaseModel):
@@ -81,13 +119,13 @@ class _Input(BaseModel):
 
 class AddressIn(_Input):
     kind: Literal["shipping", "billing"]
-    line1: str = Field(min_length=1, max_length=200)
+    line1: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
     line2: Text200 = None
-    city: str = Field(min_length=1, max_length=100)
+    city: str = Field(min_length=1, max_length=100, pattern=NOT_BLANK)
     region: Text100 = None
     postal_code: Text20 = None
     country: Country
-    is_default: bool = Field(
+    is_default: StrictBool = Field(
         False,
         description="At most one default per kind; when none is marked, the first address "
         "of each kind becomes the default",
@@ -96,12 +134,29 @@ class AddressIn(_Input):
 
 class ContactIn(_Input):
     name: Name
-    email: Annotated[Email | None, BeforeValidator(_blank_to_none)] = None
-    phone: Annotated[Phone | None, BeforeValidator(_blank_to_none)] = None
+    email: OptionalEmail = None
+    phone: OptionalPhone = None
     role: Text100 = Field(None, examples=["accounts payable"])
 
 
-Addresses = Annotated[list[AddressIn], Field(max_length=50)]
+def _one_default_per_kind_schema(schema: dict[str, Any]) -> None:
+    """`_one_default_per_kind` in the schema: at most one default address of each kind."""
+    schema["allOf"] = [
+        {
+            "contains": {
+                "properties": {"kind": {"const": kind}, "is_default": {"const": True}},
+                "required": ["kind", "is_default"],
+            },
+            "minContains": 0,
+            "maxContains": 1,
+        }
+        for kind in ("shipping", "billing")
+    ]
+
+
+Addresses = Annotated[
+    list[AddressIn], Field(max_length=50, json_schema_extra=_one_default_per_kind_schema)
+]
 Contacts = Annotated[list[ContactIn], Field(max_length=50)]
 
 
@@ -115,12 +170,13 @@ def _one_default_per_kind(addresses: list[AddressIn]) -> list[AddressIn]:
 class CustomerCreate(_Input):
     name: Name = Field(examples=["Acme Logistics Ltd"])
     kind: CustomerKind
-    email: Annotated[Email | None, BeforeValidator(_blank_to_none)] = None
-    phone: Annotated[Phone | None, BeforeValidator(_blank_to_none)] = None
+    email: OptionalEmail = None
+    phone: OptionalPhone = None
     addresses: Addresses = []
     contacts: Contacts = []
     credit_limit: CreditLimit | None = None
-    credit_hold: bool = False
+    credit_hold: StrictBool = False
+    preferred_language: Language = Field("en", description="The language of notices")
 
     @field_validator("addresses")
     @classmethod
@@ -128,31 +184,28 @@ class CustomerCreate(_Input):
         return _one_default_per_kind(value)
 
 
-class CustomerUpdate(_Input):
+class CustomerUpdate(PatchBody):
     """Only the fields sent change; `addresses` and `contacts` replace the whole list.
 
     `email`, `phone` and `credit_limit` may be null (cleared; a null limit means no limit).
     """
 
+    model_config = ConfigDict(str_strip_whitespace=True)
+    clearable: ClassVar[frozenset[str]] = frozenset({"email", "phone", "credit_limit"})
+
     name: Name | None = None
-    email: Annotated[Email | None, BeforeValidator(_blank_to_none)] = None
-    phone: Annotated[Phone | None, BeforeValidator(_blank_to_none)] = None
+    email: OptionalEmail = None
+    phone: OptionalPhone = None
     addresses: Addresses | None = None
     contacts: Contacts | None = None
     credit_limit: CreditLimit | None = None
-    credit_hold: bool | None = None
+    credit_hold: StrictBool | None = None
+    preferred_language: Language | None = None
 
     @field_validator("addresses")
     @classmethod
     def _defaults(cls, value: list[AddressIn] | None) -> list[AddressIn] | None:
         return None if value is None else _one_default_per_kind(value)
-
-    @model_validator(mode="after")
-    def _not_null(self) -> CustomerUpdate:
-        for name in ("name", "addresses", "contacts", "credit_hold"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class AddressPublic(BaseModel):
@@ -191,6 +244,7 @@ class CustomerPublic(BaseModel):
     contacts: list[ContactPublic]
     credit_limit: Decimal | None
     credit_hold: bool
+    preferred_language: Language
     version: int = Field(description="Increases with every change; the ETag of the customer")
     created_at: datetime
     updated_at: datetime
@@ -210,10 +264,13 @@ class CustomerPage(BaseModel):
 
 
 class CreditCheckRequest(_Input):
-    order_id: str = Field(min_length=1, max_length=64)
+    order_id: str = Field(min_length=1, max_length=64, pattern=NOT_BLANK)
     amount: Annotated[
-        Decimal,
-        Field(gt=0, max_digits=14, decimal_places=2, examples=["1250.00"]),
+        Money,
+        Field(
+            examples=["1250.00"],
+            description="the order's total; 0 (a free order) is always approved",
+        ),
         AfterValidator(money),
     ]
 
@@ -225,7 +282,7 @@ class CreditCheckResult(BaseModel):
     customer_id: str
     amount: Decimal
     decision: Literal["approved", "hold"]
-    reason_code: Literal["credit_hold", "over_limit", "within_limit", "no_limit"]
+    reason_code: Literal["credit_hold", "over_limit", "within_limit", "no_limit", "free_order"]
     reason: str
     credit_limit: Decimal | None
     credit_hold: bool
@@ -263,3 +320,74 @@ class CreditStatus(BaseModel):
         "over the limit); null without a limit"
     )
     open_orders: list[OpenOrderPublic]
+
+
+NoticeKindName = Literal[
+    "return_authorized",
+    "return_awaiting_receipt",
+    "return_rejected",
+    "return_expired",
+    "return_refunded",
+    "recall_notice",
+    "shipment_exception",
+    "shipment_out_for_delivery",
+    "shipment_delivered",
+]
+NoticeStatusName = Literal["pending", "sent", "failed"]
+
+
+class NoticePublic(BaseModel):
+    """A notice: what was (or is to be) sent to whom, and how sending it went."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    customer_id: str
+    kind: NoticeKindName
+    status: NoticeStatusName
+    reference: str | None = Field(description="The return, recall or shipment it is about")
+    source_event_id: str
+    source_type: str
+    language: Language
+    to_address: str | None
+    subject: str
+    body_text: str
+    attempts: int = Field(description="Sending attempts so far")
+    last_error: str | None = Field(description="Why the last attempt failed (or why failed)")
+    next_attempt_at: datetime | None = Field(
+        description="When a pending notice is tried next; null once sent or failed"
+    )
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class NoticePage(BaseModel):
+    items: list[NoticePublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class InteractionPublic(BaseModel):
+    """One entry of a customer's interaction log."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    customer_id: str
+    channel: str = Field(description="`email` (notices) today")
+    direction: Literal["inbound", "outbound"]
+    subject: str
+    summary: str
+    reference: str | None
+    reference_kind: str | None = Field(description="`return`, `recall`, `shipment`...")
+    notice_id: str | None
+    recorded_by: str
+    occurred_at: datetime
+
+
+class InteractionPage(BaseModel):
+    items: list[InteractionPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.common import ops
 from services.common.app import create_app
-from services.order import handlers, orders_api, stock_api
+from services.order import handlers, lots_api, orders_api, stock_api
 from services.order.api import diagnostics
 from services.order.settings import OrderSettings, get_settings
 
@@ -19,11 +19,13 @@ def create(settings: OrderSettings | None = None) -> FastAPI:
         routers=[
             orders_api.router,
             *stock_api.routers,
+            *lots_api.routers,
             orders_api.tasks,
             orders_api.internal,
+            orders_api.replacements,
             diagnostics,
             ops.router,
         ],
         workers=handlers.workers,
-        consumes=["shipment"],
+        consumes=["shipment", "returns"],
     )

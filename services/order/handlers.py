@@ -1,4 +1,11 @@
-"""Events the order service consumes: shipment progress, kept as the status read model."""
+"""Events the order service consumes: shipment progress, kept as the status read model,
+and returns' dispositions, whose restocked lots go back into the ledger.
+
+The shipment service alone decides a shipment's status and publishes it with a
+`revision` that grows with each change. The read model applies an event's `status` (and
+ETA) iff its revision is higher than the one applied last, and keeps every tracking
+event in the history whatever order they arrive in; it never compares `occurred_at`.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common import events as ev
 from services.common.app import Runtime
 from services.common.envelope import Envelope
-from services.common.inbox import InboxConsumer, JetStreamWorker
+from services.common.inbox import Handler, InboxConsumer, JetStreamWorker
+from services.common.problems import ProblemError
+from services.common.retry import PermanentError
+from services.common.statuses import Disposition, ShipmentStatus
+from services.order import stock
 from services.order.models import ShipmentView, ShipmentViewEvent
 from services.order.orders import note
-
-TERMINAL = {"delivered", "returned_to_sender", "expired", "cancelled"}
 
 
 class ShipmentNotYetKnown(Exception):
@@ -34,11 +43,10 @@ async def on_created(session: AsyncSession, event: Any, envelope: Envelope) -> N
             carrier=event.carrier,
             service_level=event.service_level,
             tracking_number=event.tracking_number,
-            status="pending",
+            status=ShipmentStatus.PENDING,
+            revision=0,
             promised_date=event.promised_date,
             eta=event.promised_date,
-            latest_event_at=None,
-            final_status=None,
             lots=[lot.model_dump() for lot in event.lots],
             updated_at=datetime.now(UTC),
         )
@@ -59,6 +67,28 @@ async def _view(session: AsyncSession, shipment_id: str) -> ShipmentView:
     return view
 
 
+def _follow(
+    session: AsyncSession,
+    view: ShipmentView,
+    status: str,
+    revision: int,
+    detail: str,
+    eta: str | None = None,
+) -> None:
+    """Apply the owner's status iff `revision` is newer than the one applied. An event
+    without one (revision 0, from a shipment service before revisions) applies while the
+    view has none either: per shipment, events arrive in the owner's commit order."""
+    if revision <= view.revision and not revision == view.revision == 0:
+        return
+    if view.status != status:
+        note(session, view.order_id, f"shipment_{status}", f"{view.tracking_number}: {detail}")
+    view.status = status
+    view.revision = revision
+    if eta is not None:
+        view.eta = eta
+    view.updated_at = datetime.now(UTC)
+
+
 async def on_tracking(session: AsyncSession, event: Any, envelope: Envelope) -> None:
     assert isinstance(event, ev.ShipmentTrackingUpdated)
     view = await _view(session, event.shipment_id)
@@ -73,30 +103,49 @@ async def on_tracking(session: AsyncSession, event: Any, envelope: Envelope) -> 
                 description=event.description,
             )
         )
-    # Follow the newest event; an ended shipment keeps its status.
-    if view.status in TERMINAL:
-        return
-    if view.latest_event_at is None or event.occurred_at >= view.latest_event_at:
-        view.latest_event_at = event.occurred_at
-        if view.status != event.status:
-            note(
-                session,
-                view.order_id,
-                f"shipment_{event.status}",
-                f"{view.tracking_number}: {event.description or event.status}",
-            )
-        view.status = event.status
-        view.eta = event.eta
-        view.updated_at = datetime.now(UTC)
+    detail = event.description or event.status
+    _follow(session, view, event.status, event.revision, detail, eta=event.eta)
+    if view.status == ShipmentStatus.DELIVERED and view.delivered_at is None:
+        view.delivered_at = event.occurred_at
 
 
 async def on_cancelled(session: AsyncSession, event: Any, envelope: Envelope) -> None:
     assert isinstance(event, ev.ShipmentCancelled)
     view = await _view(session, event.shipment_id)
-    if view.status != "cancelled":
-        view.status = "cancelled"
-        view.updated_at = datetime.now(UTC)
-        note(session, view.order_id, "shipment_cancelled", view.tracking_number)
+    _follow(session, view, event.status, event.revision, event.reason or "cancelled")
+
+
+def restock_lots(event: ev.ReturnDisposed) -> list[stock.ReturnedLot]:
+    """The lots of a disposition that go back on the shelf (disposition `restock`)."""
+    return [
+        stock.ReturnedLot(sku=d.sku, warehouse_id=d.warehouse_id, lot=d.lot, quantity=d.quantity)
+        for d in event.lots
+        if d.disposition == Disposition.RESTOCK and d.quantity > 0
+    ]
+
+
+def on_disposed(source: str) -> Handler:
+    """The `ReturnDisposed` handler: restocked goods return to their own SKU x warehouse
+    x lot (held if the lot is blocked) and fill backorders; the inbox makes a redelivery
+    a no-op. A lot the ledger cannot take (unknown SKU or warehouse) is dead-lettered."""
+
+    async def handle(session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        assert isinstance(event, ev.ReturnDisposed)
+        returned = restock_lots(event)
+        try:
+            await stock.restock_return(session, event.return_id, returned, source)
+        except ProblemError as exc:
+            raise PermanentError(f"return {event.return_id}: {exc.detail or exc.code}") from exc
+        if returned:
+            units = sum(item.quantity for item in returned)
+            note(
+                session,
+                event.order_id,
+                "return_restocked",
+                f"return {event.return_id}: {units} unit(s) restocked",
+            )
+
+    return handle
 
 
 def workers(runtime: Runtime) -> Sequence[JetStreamWorker]:
@@ -114,5 +163,14 @@ def workers(runtime: Runtime) -> Sequence[JetStreamWorker]:
                 ev.ShipmentTrackingUpdated: on_tracking,
                 ev.ShipmentCancelled: on_cancelled,
             },
-        )
+        ),
+        InboxConsumer(
+            db=runtime.db,
+            bus=runtime.bus,
+            service="order",
+            name="order-returns",
+            max_deliver=settings.consumer_max_deliver,
+            backoff_seconds=settings.consumer_backoff_seconds,
+            handlers={ev.ReturnDisposed: on_disposed(runtime.source)},
+        ),
     ]

@@ -45,6 +45,10 @@ class Order(Base):
     placed_by: Mapped[str] = mapped_column(String(128))
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(String(32))
+    # When a coordinator released a credit hold: the order is not held for credit again.
+    credit_released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # A free replacement for a return's goods (one per return).
+    replacement_for_return_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -79,7 +83,7 @@ class TimelineEntry(Base):
 
 
 class ShipmentView(Base):
-    """The order service's copy of a shipment, kept from shipment events."""
+    """The order service's copy of a shipment, following the shipment service's status."""
 
     __tablename__ = "shipment_views"
 
@@ -90,11 +94,13 @@ class ShipmentView(Base):
     service_level: Mapped[str] = mapped_column(String(32))
     tracking_number: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
-    final_status: Mapped[str | None] = mapped_column(String(32))
+    # The shipment service's revision of `status`: only a higher one replaces it.
+    revision: Mapped[int] = mapped_column(Integer)
     promised_date: Mapped[str] = mapped_column(String(32))
     eta: Mapped[str | None] = mapped_column(String(40))
-    latest_event_at: Mapped[str | None] = mapped_column(String(40))
     lots: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # The carrier's time of the delivery scan, once the status is `delivered`.
+    delivered_at: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

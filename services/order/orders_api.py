@@ -3,25 +3,21 @@ internal steps (`/internal/orders/...`, role `service`)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common import events as ev
-from services.common.app import Runtime
 from services.common.auth import Principal, Role, require
 from services.common.deps import IdempotencyKey, RuntimeDep
 from services.common.idempotency import run_idempotent
-from services.common.outbox import stage
 from services.common.pagination import decode_time_cursor, encode_time_cursor
-from services.common.problems import Conflict, NotFound, Unprocessable
-from services.order import stock
+from services.common.problems import Conflict, NotFound
+from services.common.statuses import OrderStatus
+from services.order import orders, stock
 from services.order.models import (
     CoordinatorTask,
     Order,
@@ -30,8 +26,9 @@ from services.order.models import (
     ShipmentViewEvent,
     TimelineEntry,
 )
-from services.order.orders import OPEN, close_tasks, note, open_task, transition
+from services.order.orders import note, pick_reference
 from services.order.schemas import (
+    AttentionIn,
     CancelRequest,
     CompleteIn,
     NoteIn,
@@ -39,8 +36,10 @@ from services.order.schemas import (
     OrderLinePublic,
     OrderPage,
     OrderPublic,
-    OrderStatus,
-    ShipmentStatus,
+    OrderStatusView,
+    ReplacementCreate,
+    ShipmentStatusView,
+    TaskIn,
     TaskPage,
     TaskPublic,
     TaskResolve,
@@ -48,8 +47,7 @@ from services.order.schemas import (
     TrackingItem,
     WarehouseRef,
 )
-from services.order.stock_models import Sku
-from services.order.stock_schemas import Allocation, LineRequest, ReservationResult
+from services.order.stock_schemas import Allocation, PickedLot, ReservationResult
 from services.order.workflow_client import WorkflowGateway
 
 Reader = Annotated[
@@ -57,10 +55,12 @@ Reader = Annotated[
 ]
 Placer = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.SERVICE, Role.CUSTOMER))]
 Service = Annotated[Principal, Depends(require(Role.SERVICE))]
+Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 internal = APIRouter(prefix="/internal/orders", tags=["internal"])
 tasks = APIRouter(prefix="/tasks", tags=["tasks"])
+replacements = APIRouter(prefix="/internal/replacements", tags=["internal"])
 
 
 async def gateway(request: Request) -> WorkflowGateway:
@@ -78,42 +78,8 @@ async def _load(session: AsyncSession, order_id: str, caller: Principal) -> Orde
     return order
 
 
-async def _load_for_update(session: AsyncSession, order_id: str) -> Order:
-    order = (
-        await session.execute(sa.select(Order).where(Order.id == order_id).with_for_update())
-    ).scalar_one_or_none()
-    if order is None:
-        raise NotFound(f"order {order_id} not found")
-    return order
-
-
 def _public(order: Order) -> dict[str, Any]:
     return OrderPublic.model_validate(order).model_dump(mode="json")
-
-
-def _lines(order: Order) -> list[ev.OrderLineRef]:
-    return [
-        ev.OrderLineRef(
-            line_no=line.line_no,
-            sku=line.sku,
-            quantity=line.quantity,
-            unit_price=str(line.unit_price),
-        )
-        for line in order.lines
-    ]
-
-
-def _lots(allocations: Sequence[Allocation]) -> list[ev.LotQuantity]:
-    return [
-        ev.LotQuantity(
-            line_no=a.line_no,
-            sku=a.sku,
-            warehouse_id=a.warehouse_id,
-            lot=a.lot,
-            quantity=a.quantity,
-        )
-        for a in allocations
-    ]
 
 
 @router.post("", status_code=201, response_model=OrderPublic, summary="Place an order")
@@ -122,76 +88,48 @@ async def place_order(
 ) -> Any:
     if caller.role is Role.CUSTOMER and caller.customer_id != body.customer_id:
         raise NotFound(f"customer {body.customer_id} not found")
-    skus = [line.sku for line in body.lines]
-    if len(set(skus)) != len(skus):
-        raise Unprocessable("each SKU may appear on one line only", code="duplicate_sku")
 
     async def create(session: AsyncSession) -> tuple[int, Any]:
-        found = {
-            sku.code: sku
-            for sku in (await session.execute(sa.select(Sku).where(Sku.code.in_(skus)))).scalars()
-        }
-        unknown = [s for s in skus if s not in found]
-        if unknown:
-            raise Unprocessable(
-                "unknown SKU",
-                code="unknown_sku",
-                errors=[
-                    {
-                        "loc": ["body", "lines", i, "sku"],
-                        "msg": f"unknown SKU {s}",
-                        "type": "unknown_sku",
-                    }
-                    for i, s in enumerate(skus)
-                    if s in unknown
-                ],
-            )
-        currencies = {found[s].currency for s in skus}
-        if len(currencies) > 1:
-            raise Unprocessable("lines are priced in different currencies", code="mixed_currency")
-        now = datetime.now(UTC)
-        order = Order(
-            id=str(uuid.uuid4()),
-            customer_id=body.customer_id,
-            status="placed",
-            currency=currencies.pop(),
-            total=Decimal("0"),
-            ship_to=body.ship_to.model_dump(),
-            placed_by=caller.subject,
-            created_at=now,
-            updated_at=now,
-        )
-        order.lines = [
-            OrderLine(
-                line_no=i + 1,
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_price=found[line.sku].unit_price,
-            )
-            for i, line in enumerate(body.lines)
-        ]
-        order.total = sum((ln.unit_price * ln.quantity for ln in order.lines), Decimal("0"))
-        session.add(order)
-        note(
-            session, order.id, "placed", f"{len(order.lines)} lines, {order.total} {order.currency}"
-        )
-        await session.flush()
-        await stage(
-            session,
-            runtime.source,
-            ev.OrderPlaced(
-                order_id=order.id,
-                customer_id=order.customer_id,
-                lines=_lines(order),
-                total=str(order.total),
-                currency=order.currency,
-            ),
-            subject=order.id,
-        )
+        order = await orders.place(session, runtime.source, body, placed_by=caller.subject)
         return 201, _public(order)
 
     return await run_idempotent(
         runtime.db, route="POST /orders", principal=caller, key=key, payload=body, action=create
+    )
+
+
+@replacements.post(
+    "",
+    status_code=201,
+    response_model=OrderPublic,
+    summary="Place a free replacement order for a return's goods (one per return)",
+    responses={
+        422: {
+            "description": "`unknown_order`, `customer_mismatch` (the original is not the "
+            "customer's), `unknown_sku`, `duplicate_sku`"
+        }
+    },
+)
+async def place_replacement(
+    caller: Service, body: ReplacementCreate, runtime: RuntimeDep, key: IdempotencyKey
+) -> Any:
+    """Same customer and ship-to as the original order, unit prices 0, linked by
+    `replacement_for_return_id`; a repeat for the same return (any key) answers the
+    same order."""
+
+    async def create(session: AsyncSession) -> tuple[int, Any]:
+        order = await orders.place_replacement(
+            session, runtime.source, body, placed_by=caller.subject
+        )
+        return 201, _public(order)
+
+    return await run_idempotent(
+        runtime.db,
+        route="POST /internal/replacements",
+        principal=caller,
+        key=key,
+        payload=body,
+        action=create,
     )
 
 
@@ -206,7 +144,7 @@ async def list_orders(
     runtime: RuntimeDep,
     caller: Reader,
     customer_id: str | None = None,
-    status: str | None = None,
+    status: OrderStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Any:
@@ -234,7 +172,12 @@ async def list_orders(
     }
 
 
-@router.post("/{order_id}/cancel", response_model=OrderPublic, summary="Cancel an order")
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderPublic,
+    summary="Cancel an order",
+    responses={503: {"description": "The workflow engine is unreachable; try again"}},
+)
 async def cancel_order(
     order_id: str,
     body: CancelRequest,
@@ -246,40 +189,39 @@ async def cancel_order(
     undispatched shipments); 409 once everything is dispatched."""
     async with runtime.db.reading() as session:
         order = await _load(session, order_id, caller)
-    if order.status == "cancelled":
+    if order.status == OrderStatus.CANCELLED:
         return _public(order)
-    if order.status == "completed":
+    if order.status == OrderStatus.COMPLETED:
         raise Conflict("the order is already completed", code="already_completed")
     result = await workflows.cancel(order_id, body.reason)
-    async with runtime.db.transaction() as session:
-        order = await _load_for_update(session, order_id)
-        if result is None and order.status in OPEN:
-            # No workflow yet (or any more): nothing was reserved or shipped by one.
-            await _cancel(session, runtime, order, body.reason)
+    if result is None:
+        # No workflow yet (or any more): nothing was reserved or shipped by one.
+        async with runtime.db.transaction() as session:
+            await orders.cancel(
+                session, runtime.source, await orders.for_update(session, order_id), body.reason
+            )
     async with runtime.db.reading() as session:
         return _public(await _load(session, order_id, caller))
 
 
 @router.post("/{order_id}/release-credit-hold", response_model=OrderPublic)
-async def release_credit_hold(
-    order_id: str,
-    runtime: RuntimeDep,
-    caller: Annotated[Principal, Depends(require(Role.COORDINATOR))],
-) -> Any:
+async def release_credit_hold(order_id: str, runtime: RuntimeDep, caller: Coordinator) -> Any:
     """A coordinator lets an order on credit hold go on; its workflow resumes."""
     async with runtime.db.transaction() as session:
-        order = await _load_for_update(session, order_id)
-        if order.status != "credit_hold":
-            raise Conflict(f"order is {order.status}, not on credit hold", code="not_on_hold")
-        transition(order, "placed")
-        note(session, order.id, "credit_released", f"released by {caller.subject}")
-        await close_tasks(session, order.id, caller.subject, "credit released", "credit_hold")
-        await stage(
-            session,
-            runtime.source,
-            ev.OrderCreditReleased(order_id=order.id, released_by=caller.subject),
-            subject=order.id,
-        )
+        order = await orders.for_update(session, order_id)
+        await orders.release_credit(session, runtime.source, order, caller.subject)
+        return _public(order)
+
+
+@router.post(
+    "/{order_id}/retry", response_model=OrderPublic, summary="Try an order needing attention again"
+)
+async def retry_order(order_id: str, runtime: RuntimeDep, caller: Coordinator) -> Any:
+    """`needs_attention → placed`; its workflow starts over from the credit check. 409
+    `not_needing_attention` for an order in any other status."""
+    async with runtime.db.transaction() as session:
+        order = await orders.for_update(session, order_id)
+        await orders.retry(session, runtime.source, order, caller.subject)
         return _public(order)
 
 
@@ -306,7 +248,19 @@ _STATUS_PARTS = (
 )
 
 
-@router.get("/{order_id}/status", response_model=OrderStatus, summary="Where is my order?")
+def _timeline_for(caller: Principal, rows: Sequence[sa.Row[Any]]) -> list[TimelineItem]:
+    """Staff see the whole timeline; a customer only the customer-facing entries, in
+    customer-facing words."""
+    if caller.is_staff:
+        return [TimelineItem.model_validate(t) for t in rows]
+    return [
+        TimelineItem(at=t.at, kind=t.kind, detail=wording, trace_id=None)
+        for t in rows
+        if (wording := orders.customer_wording(t.kind, t.detail)) is not None
+    ]
+
+
+@router.get("/{order_id}/status", response_model=OrderStatusView, summary="Where is my order?")
 async def order_status(
     order_id: str,
     runtime: RuntimeDep,
@@ -326,13 +280,13 @@ async def order_status(
     for t in tracking:
         events.setdefault(t.shipment_id, []).append(TrackingItem.model_validate(t))
     shipments = [
-        ShipmentStatus(
+        ShipmentStatusView(
             shipment_id=v.shipment_id,
             warehouse_id=v.warehouse_id,
             carrier=v.carrier,
             service_level=v.service_level,
             tracking_number=v.tracking_number,
-            status=v.final_status or v.status,
+            status=v.status,
             promised_date=v.promised_date,
             eta=v.eta,
             lots=v.lots,
@@ -340,35 +294,16 @@ async def order_status(
         )
         for v in views
     ]
-    return OrderStatus(
+    return OrderStatusView(
         order_id=order.id,
         customer_id=order.customer_id,
         status=order.status,
         outcome=order.outcome,
         lines=[OrderLinePublic.model_validate(line) for line in lines],
         shipments=shipments,
-        timeline=[TimelineItem.model_validate(t) for t in timeline],
+        timeline=_timeline_for(caller, timeline),
         workflow=await workflows.live_step(order_id) if live and caller.is_staff else None,
     )
-
-
-async def _cancel(session: AsyncSession, runtime: Runtime, order: Order, reason: str) -> None:
-    await stock.release(session, order.id, runtime.source)
-    if transition(order, "cancelled"):
-        order.cancel_reason = reason
-        note(session, order.id, "cancelled", reason)
-        await close_tasks(session, order.id, "waybill", f"order cancelled: {reason}", "credit_hold")
-        await stage(
-            session,
-            runtime.source,
-            ev.OrderCancelled(
-                order_id=order.id,
-                customer_id=order.customer_id,
-                total=str(order.total),
-                reason=reason,
-            ),
-            subject=order.id,
-        )
 
 
 # --- internal steps of the order-to-delivery workflow (idempotent) ------------------
@@ -377,25 +312,8 @@ async def _cancel(session: AsyncSession, runtime: Runtime, order: Order, reason:
 @internal.post("/{order_id}/credit-hold", response_model=OrderPublic)
 async def hold_for_credit(order_id: str, body: NoteIn, runtime: RuntimeDep, _: Service) -> Any:
     async with runtime.db.transaction() as session:
-        order = await _load_for_update(session, order_id)
-        released = await session.scalar(
-            sa.select(sa.func.count())
-            .select_from(TimelineEntry)
-            .where(TimelineEntry.order_id == order.id, TimelineEntry.kind == "credit_released")
-        )
-        if order.status != "placed" or released:
-            return _public(order)  # a replay after the hold was placed or released
-        if transition(order, "credit_hold"):
-            note(session, order.id, "credit_hold", body.detail)
-            open_task(session, order.id, "credit_hold", f"release or cancel: {body.detail}")
-            await stage(
-                session,
-                runtime.source,
-                ev.OrderCreditHeld(
-                    order_id=order.id, customer_id=order.customer_id, reason=body.detail
-                ),
-                subject=order.id,
-            )
+        order = await orders.for_update(session, order_id)
+        await orders.hold_credit(session, runtime.source, order, body.detail)
         return _public(order)
 
 
@@ -404,58 +322,8 @@ async def reserve(order_id: str, runtime: RuntimeDep, _: Service) -> Any:
     """Reserve what the order still misses (FEFO); backorder the rest. Answers every
     reservation the order holds."""
     async with runtime.db.transaction() as session:
-        order = await _load_for_update(session, order_id)
-        if order.status in ("shipping", "completed"):
-            # A replayed step (local activities re-run when a workflow task fails):
-            # answer what the order got then.
-            held = await stock.allocations_of(session, order.id)
-            return ReservationResult(status="reserved", allocations=held, missing=[])
-        if order.status not in ("placed", "confirmed", "backordered"):
-            raise Conflict(f"order is {order.status}; nothing to reserve", code="not_reservable")
-        result = await stock.reserve(
-            session,
-            order.id,
-            [
-                LineRequest(line_no=ln.line_no, sku=ln.sku, quantity=ln.quantity)
-                for ln in order.lines
-            ],
-            runtime.source,
-        )
-        held = await stock.reservations_of(session, order.id)
-        target = "confirmed" if result.status == "reserved" else "backordered"
-        if transition(order, target):
-            if target == "confirmed":
-                note(
-                    session,
-                    order.id,
-                    "confirmed",
-                    f"reserved in {len({a.warehouse_id for a in held})} warehouse(s)",
-                )
-                await stage(
-                    session,
-                    runtime.source,
-                    ev.OrderConfirmed(
-                        order_id=order.id, customer_id=order.customer_id, allocations=_lots(held)
-                    ),
-                    subject=order.id,
-                )
-            else:
-                missing = ", ".join(f"{m.quantity}x{m.sku}" for m in result.missing)
-                note(session, order.id, "backordered", f"waiting for {missing}")
-                await stage(
-                    session,
-                    runtime.source,
-                    ev.OrderBackordered(
-                        order_id=order.id,
-                        missing=[
-                            ev.OrderLineRef(line_no=m.line_no, sku=m.sku, quantity=m.quantity)
-                            for m in result.missing
-                        ],
-                    ),
-                    subject=order.id,
-                )
-        # Everything the order holds now, not only this call's additions.
-        return ReservationResult(status=result.status, allocations=held, missing=result.missing)
+        order = await orders.for_update(session, order_id)
+        return await orders.reserve(session, runtime.source, order)
 
 
 @internal.post("/{order_id}/drop-backorders", response_model=ReservationResult)
@@ -463,45 +331,39 @@ async def drop_backorders(order_id: str, runtime: RuntimeDep, _: Service) -> Any
     """Ship what is reserved and give up on the rest (backorder timeout policy); answers
     the reservations that remain and, as `missing`, what was dropped."""
     async with runtime.db.transaction() as session:
-        order = await _load_for_update(session, order_id)
-        dropped = await stock.drop_backorders(session, order.id)
-        if dropped:
-            note(
-                session,
-                order.id,
-                "backorder_dropped",
-                ", ".join(f"{m.quantity}x{m.sku}" for m in dropped),
-            )
-        if order.status == "backordered":
-            transition(order, "confirmed")
-        held = await stock.reservations_of(session, order.id)
-        return ReservationResult(status="reserved", allocations=held, missing=dropped)
+        return await orders.drop_backorders(session, await orders.for_update(session, order_id))
 
 
-@internal.post("/{order_id}/issue", response_model=list[Allocation])
+@internal.post(
+    "/{order_id}/issue",
+    response_model=list[PickedLot],
+    responses={
+        409: {
+            "description": "`backordered_at_pick`: a reserved lot expired and the "
+            "warehouse cannot replace it; the order waits for the backorder"
+        }
+    },
+)
 async def issue(order_id: str, body: WarehouseRef, runtime: RuntimeDep, _: Service) -> Any:
-    """Pick the reserved lots of one warehouse for its shipment (idempotent)."""
+    """Pick the reserved lots of one warehouse for its shipment (idempotent), each with
+    its SKU's catalogue weight."""
     async with runtime.db.transaction() as session:
-        order = await _load_for_update(session, order_id)
-        if order.status not in ("confirmed", "shipping"):
-            raise Conflict(f"order is {order.status}; nothing to pick", code="not_pickable")
-        picked = await stock.issue(
-            session,
-            order.id,
-            body.warehouse_id,
-            pick_reference(order.id, body.warehouse_id),
-            runtime.source,
+        order = await orders.for_update(session, order_id)
+        picked = await orders.pick(session, runtime.source, order, body.warehouse_id)
+    if picked.backordered:  # committed: the order now waits for the backorder
+        raise Conflict(
+            f"expired lots in {body.warehouse_id} could not be replaced; backordered "
+            f"{', '.join(f'{m.quantity}x{m.sku}' for m in picked.backordered)}",
+            code="backordered_at_pick",
         )
-        if transition(order, "shipping"):
-            note(session, order.id, "shipping", "picking started")
-        return picked
+    return picked.lots
 
 
 @internal.post("/{order_id}/unissue")
 async def unissue(order_id: str, body: WarehouseRef, runtime: RuntimeDep, _: Service) -> Any:
     """Put back the lots of a shipment cancelled before dispatch (idempotent)."""
     async with runtime.db.transaction() as session:
-        await _load_for_update(session, order_id)
+        await orders.for_update(session, order_id)
         await stock.unissue(session, pick_reference(order_id, body.warehouse_id), runtime.source)
     return {"status": "ok"}
 
@@ -510,7 +372,7 @@ async def unissue(order_id: str, body: WarehouseRef, runtime: RuntimeDep, _: Ser
 async def restock(order_id: str, body: WarehouseRef, runtime: RuntimeDep, _: Service) -> Any:
     """A shipment came back to the sender: its lots re-enter stock (idempotent)."""
     async with runtime.db.transaction() as session:
-        await _load_for_update(session, order_id)
+        await orders.for_update(session, order_id)
         lots = await stock.restock(
             session, pick_reference(order_id, body.warehouse_id), runtime.source
         )
@@ -525,36 +387,31 @@ async def cancel_internal(
 ) -> Any:
     """The workflow's compensation: release reservations, mark cancelled (idempotent)."""
     async with runtime.db.transaction() as session:
-        order = await _load_for_update(session, order_id)
-        if order.status in OPEN:
-            await _cancel(session, runtime, order, body.reason)
+        order = await orders.for_update(session, order_id)
+        await orders.cancel(session, runtime.source, order, body.reason)
         return _public(order)
 
 
 @internal.post("/{order_id}/complete", response_model=OrderPublic)
 async def complete(order_id: str, body: CompleteIn, runtime: RuntimeDep, _: Service) -> Any:
     async with runtime.db.transaction() as session:
-        order = await _load_for_update(session, order_id)
-        await stock.release(session, order.id, runtime.source)
-        for shipment_id, status in body.shipments.items():
-            view = await session.get(ShipmentView, shipment_id)
-            if view is not None and view.order_id == order.id:
-                # Tracking events may still be on their way here; the answer shows this.
-                view.final_status = status
-        if transition(order, "completed"):
-            order.outcome = body.outcome
-            note(session, order.id, "completed", body.outcome)
-            await stage(
-                session,
-                runtime.source,
-                ev.OrderCompleted(
-                    order_id=order.id,
-                    customer_id=order.customer_id,
-                    total=str(order.total),
-                    outcome=body.outcome,
-                ),
-                subject=order.id,
-            )
+        order = await orders.for_update(session, order_id)
+        await orders.complete(session, runtime.source, order, body.outcome)
+        return _public(order)
+
+
+@internal.post(
+    "/{order_id}/attention", response_model=OrderPublic, summary="A step failed for good"
+)
+async def need_attention(order_id: str, body: AttentionIn, runtime: RuntimeDep, _: Service) -> Any:
+    """Releases reservations and backorders (the workflow put picked stock back first),
+    `→ needs_attention` with a coordinator task; a repeat with the same key changes
+    nothing."""
+    async with runtime.db.transaction() as session:
+        order = await orders.for_update(session, order_id)
+        await orders.need_attention(
+            session, runtime.source, order, body.reason, body.detail, body.key
+        )
         return _public(order)
 
 
@@ -562,24 +419,23 @@ async def complete(order_id: str, body: CompleteIn, runtime: RuntimeDep, _: Serv
 async def add_note(order_id: str, body: NoteIn, runtime: RuntimeDep, _: Service) -> Any:
     """A workflow step worth showing on the order's timeline (e.g. a coordinator task)."""
     async with runtime.db.transaction() as session:
-        await _load_for_update(session, order_id)
+        await orders.for_update(session, order_id)
         note(session, order_id, body.kind, body.detail)
     return {"status": "ok"}
 
 
-@internal.post("/{order_id}/tasks", status_code=201)
-async def add_task(order_id: str, body: NoteIn, runtime: RuntimeDep, _: Service) -> Any:
-    """The workflow asks a coordinator to look at the order (e.g. a carrier exception)."""
+@internal.post("/{order_id}/tasks", status_code=201, response_model=TaskPublic)
+async def add_task(
+    order_id: str, body: TaskIn, runtime: RuntimeDep, _: Service, response: Response
+) -> Any:
+    """The workflow asks a coordinator to look at the order (e.g. a carrier exception);
+    a task with the same key opens once (200 with the existing task)."""
     async with runtime.db.transaction() as session:
-        await _load_for_update(session, order_id)
-        if body.key and await session.scalar(
-            sa.select(CoordinatorTask.id).where(
-                CoordinatorTask.order_id == order_id, CoordinatorTask.key == body.key
-            )
-        ):
-            return {"status": "ok"}  # the workflow step ran before
-        open_task(session, order_id, body.kind, body.detail, key=body.key)
-    return {"status": "ok"}
+        await orders.for_update(session, order_id)
+        task, new = await orders.open_task(session, order_id, body.kind, body.detail, body.key)
+        if not new:
+            response.status_code = 200
+        return TaskPublic.model_validate(task)
 
 
 # --- coordinator tasks -----------------------------------------------------------
@@ -636,8 +492,3 @@ async def resolve_task(
             task.resolution = body.resolution
             note(session, task.order_id, "task_resolved", f"{task.kind}: {body.resolution}")
         return TaskPublic.model_validate(task)
-
-
-def pick_reference(order_id: str, warehouse_id: str) -> str:
-    """The stock ledger's key for the picking of one order in one warehouse."""
-    return f"{order_id}/{warehouse_id}"

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.statuses import OrderStatus
+
 
 class PingCreate(BaseModel):
     message: str = Field(min_length=1, max_length=500, examples=["hello spine"])
@@ -53,6 +55,17 @@ class OrderCreate(BaseModel):
     ship_to: Address
 
 
+class ReplacementCreate(BaseModel):
+    """A free replacement order for a return's goods (the returns service asks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    return_id: str = Field(min_length=1, max_length=36)
+    original_order_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64)
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=200)
+
+
 class OrderLinePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -67,7 +80,7 @@ class OrderPublic(BaseModel):
 
     id: str
     customer_id: str
-    status: str
+    status: OrderStatus
     currency: str
     total: Decimal
     ship_to: dict[str, Any]
@@ -76,6 +89,9 @@ class OrderPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     lines: list[OrderLinePublic]
+    replacement_for_return_id: str | None = Field(
+        default=None, description="the return whose goods this free order replaces"
+    )
 
 
 class OrderPage(BaseModel):
@@ -105,7 +121,7 @@ class TrackingItem(BaseModel):
     description: str | None
 
 
-class ShipmentStatus(BaseModel):
+class ShipmentStatusView(BaseModel):
     shipment_id: str
     warehouse_id: str
     carrier: str
@@ -118,7 +134,7 @@ class ShipmentStatus(BaseModel):
     events: list[TrackingItem]
 
 
-class OrderStatus(BaseModel):
+class OrderStatusView(BaseModel):
     """The answer to "where is my order?"."""
 
     order_id: str
@@ -126,7 +142,7 @@ class OrderStatus(BaseModel):
     status: str
     outcome: str | None
     lines: list[OrderLinePublic]
-    shipments: list[ShipmentStatus]
+    shipments: list[ShipmentStatusView]
     timeline: list[TimelineItem]
     workflow: dict[str, Any] | None = None
 
@@ -142,14 +158,32 @@ class NoteIn(BaseModel):
     )
 
 
+class TaskIn(BaseModel):
+    kind: str = Field(min_length=1, max_length=32)
+    detail: str = Field(min_length=1, max_length=2000)
+    key: str | None = Field(
+        default=None, max_length=200, description="opens the task once per order and key"
+    )
+
+
+class AttentionIn(BaseModel):
+    reason: str = Field(
+        min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$", description="a stable code"
+    )
+    detail: str = Field(min_length=1, max_length=2000)
+    key: str = Field(min_length=1, max_length=200, description="makes a repeat a no-op")
+
+
 class WarehouseRef(BaseModel):
-    warehouse_id: str = Field(min_length=1, max_length=64)
+    warehouse_id: str = Field(min_length=1, max_length=32)
 
 
 class CompleteIn(BaseModel):
     outcome: str = Field(pattern=r"^(delivered|partially_delivered|returned|partially_cancelled)$")
     shipments: dict[str, str] = Field(
-        default_factory=dict, description="final status per shipment id, as the workflow saw it"
+        default_factory=dict,
+        description="final status per shipment id, as the workflow saw it (informational: the "
+        "status page follows the shipment service)",
     )
 
 

@@ -12,9 +12,15 @@ SQLite writers are already serialized by `BEGIN IMMEDIATE`. The CHECK constraint
 `stock_balances` are the last line of defence against overselling.
 
 Reservation policy: first-expiry-first-out within a warehouse (no-expiry lots last; lots
-at or past their expiry date, held lots and inactive warehouses never), and the fewest
+at or past their expiry date, blocked lots and inactive warehouses never), and the fewest
 warehouses per order: one warehouse when one can fill every line, else warehouses chosen
 greedily by how much of the remaining demand they cover.
+
+Blocked lots: a balance is blocked (`StockBalance.on_hold`) while an active hold covers
+its warehouse or its lot's status (`StockLot`) is not `released`. Blocking holds its free
+stock and moves its open reservations to other lots (`_block`); stock arriving in a
+blocked lot arrives held; a reservation found on one at pick time is swapped like an
+expired one. Unblocking frees the held stock and fills backorders (`_unblock`).
 """
 
 from __future__ import annotations
@@ -32,42 +38,52 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.events import InventoryChanged, OrderBackorderFilled
 from services.common.outbox import stage
 from services.common.problems import Conflict, Unprocessable
+from services.common.statuses import LotStatus
 from services.order.stock_models import (
     Sku,
     StockAllocation,
     StockBackorder,
     StockBalance,
     StockHold,
+    StockLot,
     StockMovement,
     Warehouse,
 )
 from services.order.stock_schemas import (
+    MAX_QUANTITY,
     Allocation,
     LineRequest,
     LotAvailability,
     Missing,
+    PickedLot,
     ReservationResult,
     WarehouseAvailability,
 )
 
 __all__ = [
     "HoldOutcome",
+    "Pick",
     "StockChange",
     "acting_as",
     "adjust",
     "availability",
+    "block_lot",
     "drop_backorders",
     "fill_backorders",
     "hold",
     "issue",
+    "lock_sku",
+    "lot_status",
     "receive",
     "release",
     "release_hold",
     "reservations_of",
     "reserve",
     "restock",
+    "restock_return",
     "set_warehouse_active",
     "today",
+    "unblock_lot",
     "unissue",
 ]
 
@@ -126,7 +142,14 @@ class _Work:
         order_id: str | None = None,
         shipment_id: str | None = None,
     ) -> StockMovement:
-        """Apply the deltas to `balance` and append the ledger entry for them."""
+        """Apply the deltas to `balance` and append the ledger entry for them. A lot
+        never holds more than `MAX_QUANTITY` (422 `quantity_too_large`)."""
+        if on_hand > 0 and balance.on_hand + on_hand > MAX_QUANTITY:
+            raise Unprocessable(
+                f"lot {balance.lot} of {balance.sku} in {balance.warehouse_id} would hold "
+                f"more than {MAX_QUANTITY} units",
+                code="quantity_too_large",
+            )
         now = _now()
         balance.on_hand += on_hand
         balance.reserved += reserved
@@ -206,6 +229,11 @@ async def _lock_skus(session: AsyncSession, codes: Iterable[str]) -> dict[str, S
         .execution_options(populate_existing=True)
     )
     return {sku.code: sku for sku in rows}
+
+
+async def lock_sku(session: AsyncSession, code: str) -> Sku | None:
+    """Lock one SKU row (the stock writers' serialization point); None when unknown."""
+    return (await _lock_skus(session, [code])).get(code)
 
 
 async def _require_skus(session: AsyncSession, codes: Iterable[str]) -> dict[str, Sku]:
@@ -304,6 +332,11 @@ def _fefo_key(balance: StockBalance) -> tuple[bool, date, str]:
 
 def _expired(balance: StockBalance, on: date) -> bool:
     return balance.expiry is not None and balance.expiry <= on
+
+
+def _unpickable(balance: StockBalance, on: date) -> bool:
+    """Reserved stock that must not ship: its lot expired or was blocked since."""
+    return balance.on_hold or _expired(balance, on)
 
 
 def _reservable(balances: Iterable[StockBalance], active: set[str]) -> list[StockBalance]:
@@ -432,6 +465,30 @@ def _reserve_lot(
 def _freed_into(balance: StockBalance, quantity: int) -> int:
     """How much of `quantity` coming back unreserved must be held (the lot is quarantined)."""
     return quantity if balance.on_hold else 0
+
+
+def _backorder_more(
+    session: AsyncSession,
+    backorder: StockBackorder | None,
+    order_id: str,
+    line_no: int,
+    sku: str,
+    quantity: int,
+) -> None:
+    """Add `quantity` to the line's open backorder, or open one."""
+    if backorder is not None:
+        backorder.quantity += quantity
+        return
+    session.add(
+        StockBackorder(
+            order_id=order_id,
+            line_no=line_no,
+            sku=sku,
+            quantity=quantity,
+            status="open",
+            created_at=_now(),
+        )
+    )
 
 
 # --- reservations ------------------------------------------------------------------------
@@ -652,10 +709,32 @@ async def drop_backorders(session: AsyncSession, order_id: str) -> list[Missing]
     return sorted(dropped, key=lambda m: m.line_no)
 
 
+@dataclass
+class Pick:
+    """What `issue` did in one warehouse: the lots picked or, when expired lots could not
+    be swapped for good ones there, what was backordered instead (then nothing is picked)."""
+
+    picked: list[PickedLot]
+    backordered: list[Missing]
+
+
+async def _weighed(session: AsyncSession, allocations: list[Allocation]) -> list[PickedLot]:
+    """The allocations with their SKUs' catalogue weights (the shipment packs by them)."""
+    codes = sorted({a.sku for a in allocations})
+    rows = await session.execute(sa.select(Sku.code, Sku.weight_grams).where(Sku.code.in_(codes)))
+    weights = {code: grams for code, grams in rows}
+    return [PickedLot(**a.model_dump(), unit_weight_grams=weights[a.sku]) for a in allocations]
+
+
 async def issue(
     session: AsyncSession, order_id: str, warehouse_id: str, shipment_id: str, source: str
-) -> list[Allocation]:
+) -> Pick:
     """Turn the order's reservations in `warehouse_id` into stock issued to `shipment_id`.
+
+    Expiry and lot status are checked again at pick time: a reserved lot that has expired
+    or been blocked since is swapped for the warehouse's other reservable lots (FEFO); what
+    they cannot cover is released and backordered, and then nothing is picked in the
+    warehouse (`Pick.backordered`).
 
     Returns the picked lots (empty when nothing is reserved there). Idempotent per
     shipment: a repeat returns the same lots and changes nothing; a shipment id already
@@ -663,7 +742,11 @@ async def issue(
     """
 
     async def already() -> list[Allocation] | None:
-        rows = await _allocations(session, shipment_id=shipment_id)
+        # Rows put back (`unissued`) belong to an earlier, compensated try: a retry
+        # must pick the new reservations, not answer the old lots.
+        rows = await _allocations(
+            session, shipment_id=shipment_id, statuses=("issued", "restocked")
+        )
         if not rows:
             return None
         if any(r.order_id != order_id or r.warehouse_id != warehouse_id for r in rows):
@@ -675,32 +758,39 @@ async def issue(
 
     done = await already()
     if done is not None:
-        return done
+        return Pick(await _weighed(session, done), [])
     pending = await _allocations(
         session, order_id=order_id, warehouse_id=warehouse_id, statuses=("reserved",)
     )
     if not pending:
-        return []
+        return Pick([], [])
     work = _work(session, source, "issue")
     skus = {row.sku for row in pending}
     await _lock_skus(session, skus)
     done = await already()  # a concurrent call for the same shipment got there first
     if done is not None:
-        return done
+        return Pick(await _weighed(session, done), [])
     balances = {
         (b.sku, b.warehouse_id, b.lot): b
-        for b in await _lock_balances(
-            session, skus, HAS_RESERVED & (StockBalance.warehouse_id == warehouse_id)
-        )
+        for b in await _lock_balances(session, skus, StockBalance.warehouse_id == warehouse_id)
     }
-    rows = await _allocations(
-        session,
-        order_id=order_id,
-        warehouse_id=warehouse_id,
-        statuses=("reserved",),
-        lock=True,
-    )
-    rows = [r for r in rows if r.sku in skus]
+
+    async def reserved_here() -> list[StockAllocation]:
+        rows = await _allocations(
+            session, order_id=order_id, warehouse_id=warehouse_id, statuses=("reserved",), lock=True
+        )
+        return [r for r in rows if r.sku in skus]
+
+    rows = await reserved_here()
+    on = today()
+    stale = [r for r in rows if _unpickable(balances[(r.sku, r.warehouse_id, r.lot)], on)]
+    if stale:
+        short = await _swap_unpickable(work, stale, balances)
+        if short:
+            await _fill_each(work, {m.sku for m in short})
+            await work.emit()
+            return Pick([], short)
+        rows = await reserved_here()
     now = _now()
     for row in rows:
         balance = balances[(row.sku, row.warehouse_id, row.lot)]
@@ -717,7 +807,57 @@ async def issue(
         row.shipment_id = shipment_id
         row.updated_at = now
     await work.emit()
-    return aggregate(rows)
+    return Pick(await _weighed(session, aggregate(rows)), [])
+
+
+async def _swap_unpickable(
+    work: _Work,
+    stale: list[StockAllocation],
+    balances: dict[tuple[str, str, str], StockBalance],
+) -> list[Missing]:
+    """Move reservations off expired or blocked lots onto the warehouse's other
+    reservable lots (`balances`: the warehouse's locked rows of the SKUs); backorder what
+    they cannot cover. Returns the backordered quantities per line."""
+    session = work.session
+    lots = _reservable(balances.values(), await _active_warehouses(session))
+    now = _now()
+    short: dict[tuple[int, str], int] = defaultdict(int)
+    for row in stale:
+        expired = balances[(row.sku, row.warehouse_id, row.lot)]
+        work.move(
+            expired,
+            "unreserve",
+            -row.quantity,
+            reserved=-row.quantity,
+            held=_freed_into(expired, row.quantity),
+            order_id=row.order_id,
+            note=(
+                f"lot {row.lot} blocked before picking"
+                if expired.on_hold
+                else f"lot {row.lot} expired {row.expiry} before picking"
+            ),
+        )
+        row.status = "released"
+        row.updated_at = now
+        left = row.quantity
+        for lot in lots:
+            if lot.sku != row.sku or lot.available <= 0 or left == 0:
+                continue
+            quantity = min(left, lot.available)
+            _reserve_lot(work, row.order_id, row.line_no, lot, quantity, row.backorder_id)
+            left -= quantity
+        if left:
+            short[(row.line_no, row.sku)] += left
+    if not short:
+        return []
+    order_id = stale[0].order_id
+    open_backorders = {
+        b.line_no: b for b in await _open_backorders(session, order_id=order_id, lock=True)
+    }
+    for (line_no, sku), quantity in short.items():
+        _backorder_more(session, open_backorders.get(line_no), order_id, line_no, sku, quantity)
+    await session.flush()
+    return [Missing(line_no=n, sku=s, quantity=q) for (n, s), q in sorted(short.items())]
 
 
 async def _return_shipment(
@@ -861,10 +1001,13 @@ async def receive(
     reference: str | None,
     actor: str,
     source: str,
+    supplier_id: str | None = None,
+    purchase_reference: str | None = None,
 ) -> StockChange:
-    """Book goods in. Shelf-life SKUs need an expiry (a known lot's is inherited); an
-    expiry in the past, or one that differs from the lot's, is refused. Stock of a held
-    lot arrives held; open backorders of the SKU are filled afterwards."""
+    """Book goods in, with the supplier and purchase reference they came from if known.
+    Shelf-life SKUs need an expiry (a known lot's is inherited); an expiry in the past, or
+    one that differs from the lot's, is refused. Stock of a blocked lot arrives held; open
+    backorders of the SKU are filled afterwards."""
     work = _work(session, source, "receipt", actor)
     item = (await _require_skus(session, [sku]))[sku]
     warehouse = await _require_warehouse(session, warehouse_id)
@@ -897,7 +1040,7 @@ async def receive(
             on_hand=0,
             reserved=0,
             held=0,
-            on_hold=await _lot_held(session, sku, lot, warehouse_id),
+            on_hold=await _blocked(session, sku, lot, warehouse_id),
             created_at=now,
             updated_at=now,
         )
@@ -910,6 +1053,8 @@ async def receive(
         held=_freed_into(balance, quantity),
         reference=reference,
     )
+    movement.supplier_id = supplier_id
+    movement.purchase_reference = purchase_reference
     await session.flush()
     filled = [order_id for order_id, _ in await _fill(work, sku)]
     await work.emit()
@@ -997,7 +1142,19 @@ async def _active_holds(session: AsyncSession, sku: str, lot: str) -> list[Stock
     return list(rows)
 
 
-async def _lot_held(session: AsyncSession, sku: str, lot: str, warehouse_id: str) -> bool:
+async def lot_status(session: AsyncSession, sku: str, lot: str) -> str:
+    """The lot's status (`statuses.LotStatus`); a lot never given one is released."""
+    found = await session.scalar(
+        sa.select(StockLot.status).where(StockLot.sku == sku, StockLot.lot == lot)
+    )
+    return found or LotStatus.RELEASED
+
+
+async def _blocked(session: AsyncSession, sku: str, lot: str, warehouse_id: str) -> bool:
+    """The one rule: a balance is blocked while its lot is not released or a hold covers
+    its warehouse."""
+    if await lot_status(session, sku, lot) != LotStatus.RELEASED:
+        return True
     found = await session.scalar(
         sa.select(StockHold.id)
         .where(
@@ -1047,25 +1204,48 @@ async def hold(
         session.add(record)
         await session.flush()
         active.append(record)
-        for balance in balances:
-            if not _covers(record, balance) or balance.on_hold:
-                continue
-            balance.on_hold = True
-            balance.updated_at = _now()
-            if balance.available > 0:
-                work.move(
-                    balance,
-                    "hold",
-                    balance.available,
-                    held=balance.available,
-                    note=reason,
-                    reference=f"hold:{record.id}",
-                )
-        displaced = await _displace(work, [b for b in balances if _covers(record, b)], reason)
+        covered = [b for b in balances if _covers(record, b)]
+        displaced = await _block(work, covered, reason, f"hold:{record.id}")
     else:
         displaced = []
     await work.emit()
     return HoldOutcome(active, balances, [], displaced)
+
+
+async def _block(
+    work: _Work, balances: list[StockBalance], reason: str, reference: str
+) -> list[Displaced]:
+    """Block the balances (one SKU and lot) not blocked yet: hold their free stock and
+    move their reservations off them (`_displace`)."""
+    for balance in balances:
+        if balance.on_hold:
+            continue
+        balance.on_hold = True
+        balance.updated_at = _now()
+        if balance.available > 0:
+            work.move(
+                balance,
+                "hold",
+                balance.available,
+                held=balance.available,
+                note=reason,
+                reference=reference,
+            )
+    return await _displace(work, balances, reason)
+
+
+def _unblock(work: _Work, balances: list[StockBalance], reference: str) -> None:
+    """Unblock the balances: their held stock becomes available (callers fill backorders)."""
+    now = _now()
+    for balance in balances:
+        if not balance.on_hold:
+            continue
+        balance.on_hold = False
+        balance.updated_at = now
+        if balance.held:
+            work.move(
+                balance, "release_hold", -balance.held, held=-balance.held, reference=reference
+            )
 
 
 async def _displace(work: _Work, held: list[StockBalance], reason: str) -> list[Displaced]:
@@ -1108,19 +1288,7 @@ async def _displace(work: _Work, held: list[StockBalance], reason: str) -> list[
     }
     for (order_id, line_no), quantity in lost.items():
         backorder = open_backorders.get((order_id, line_no))
-        if backorder is not None:
-            backorder.quantity += quantity
-        else:
-            session.add(
-                StockBackorder(
-                    order_id=order_id,
-                    line_no=line_no,
-                    sku=sku,
-                    quantity=quantity,
-                    status="open",
-                    created_at=now,
-                )
-            )
+        _backorder_more(session, backorder, order_id, line_no, sku, quantity)
     await session.flush()
     await _fill(work, sku)
     short = {
@@ -1145,7 +1313,8 @@ async def release_hold(
 ) -> HoldOutcome:
     """Lift holds on a lot: all of them without `warehouse_id`, else that warehouse's (409
     `held_everywhere` while an all-warehouse hold stands). The freed stock becomes
-    available and fills open backorders. Releasing an unheld lot changes nothing."""
+    available and fills open backorders, unless the lot's status still blocks it.
+    Releasing an unheld lot changes nothing."""
     work = _work(session, source, "release_hold", actor)
     await _require_skus(session, [sku])
     if warehouse_id is not None:
@@ -1166,25 +1335,115 @@ async def release_hold(
         record.released_by = work.actor
     remaining = [h for h in active if h not in lifting]
     balances = await _lock_balances(session, [sku], StockBalance.lot == lot)
-    for balance in balances:
-        if not balance.on_hold:
-            continue
-        if any(_covers(h, balance) for h in remaining):
-            continue
-        balance.on_hold = False
-        balance.updated_at = now
-        if balance.held:
-            work.move(
-                balance,
-                "release_hold",
-                -balance.held,
-                held=-balance.held,
-                reference=f"hold:{','.join(str(h.id) for h in lifting)}"[:128],
-            )
+    if await lot_status(session, sku, lot) == LotStatus.RELEASED:
+        freed = [b for b in balances if not any(_covers(h, b) for h in remaining)]
+        _unblock(work, freed, f"hold:{','.join(str(h.id) for h in lifting)}"[:128])
     await session.flush()
     filled = [order_id for order_id, _ in await _fill(work, sku)] if lifting else []
     await work.emit()
     return HoldOutcome(remaining, balances, filled)
+
+
+async def block_lot(
+    session: AsyncSession, *, sku: str, lot: str, reason: str, actor: str, source: str
+) -> HoldOutcome:
+    """Block a lot in every warehouse (its status left `released`): see `_block`. The
+    caller holds the SKU lock and has recorded the new status."""
+    work = _work(session, source, "lot_status", actor)
+    balances = await _lock_balances(session, [sku], StockBalance.lot == lot)
+    displaced = await _block(work, balances, reason, f"lot:{lot}"[:128])
+    await work.emit()
+    return HoldOutcome(await _active_holds(session, sku, lot), balances, [], displaced)
+
+
+async def unblock_lot(
+    session: AsyncSession, *, sku: str, lot: str, actor: str, source: str
+) -> HoldOutcome:
+    """Unblock a lot released again, in the warehouses no active hold covers; the freed
+    stock fills open backorders. The caller holds the SKU lock and has recorded the
+    `released` status."""
+    work = _work(session, source, "lot_status", actor)
+    active = await _active_holds(session, sku, lot)
+    balances = await _lock_balances(session, [sku], StockBalance.lot == lot)
+    _unblock(
+        work,
+        [b for b in balances if not any(_covers(h, b) for h in active)],
+        f"lot:{lot}"[:128],
+    )
+    await session.flush()
+    filled = [order_id for order_id, _ in await _fill(work, sku)]
+    await work.emit()
+    return HoldOutcome(active, balances, filled)
+
+
+@dataclass
+class ReturnedLot:
+    """A quantity of one lot coming back from a customer into one warehouse."""
+
+    sku: str
+    warehouse_id: str
+    lot: str
+    quantity: int
+
+
+async def restock_return(
+    session: AsyncSession, return_id: str, lots: Sequence[ReturnedLot], source: str
+) -> list[StockMovement]:
+    """Book returned goods back into their own SKU x warehouse x lot (movement kind
+    `return`, the return id as reference): the lot keeps its expiry, stock of a blocked
+    lot arrives held, and open backorders of the SKU are filled. Unknown SKUs and
+    warehouses are a 422 (the event cannot be applied)."""
+    if not lots:
+        return []
+    work = _work(session, source, "return")
+    skus = {item.sku for item in lots}
+    await _require_skus(session, skus)
+    for warehouse_id in sorted({item.warehouse_id for item in lots}):
+        await _require_warehouse(session, warehouse_id)
+    balances = {
+        (b.sku, b.warehouse_id, b.lot): b
+        for b in await _lock_balances(
+            session, skus, StockBalance.lot.in_(sorted({item.lot for item in lots}))
+        )
+    }
+    moved = []
+    for item in lots:
+        balance = balances.get((item.sku, item.warehouse_id, item.lot))
+        if balance is None:
+            # The lot never lay in this warehouse: it keeps the expiry it has elsewhere.
+            expiry = next(
+                (b.expiry for (s, _, lt), b in balances.items() if (s, lt) == (item.sku, item.lot)),
+                None,
+            )
+            now = _now()
+            balance = StockBalance(
+                sku=item.sku,
+                warehouse_id=item.warehouse_id,
+                lot=item.lot,
+                expiry=expiry,
+                on_hand=0,
+                reserved=0,
+                held=0,
+                on_hold=await _blocked(session, item.sku, item.lot, item.warehouse_id),
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(balance)
+            balances[(item.sku, item.warehouse_id, item.lot)] = balance
+        moved.append(
+            work.move(
+                balance,
+                "return",
+                item.quantity,
+                on_hand=item.quantity,
+                held=_freed_into(balance, item.quantity),
+                reference=return_id,
+            )
+        )
+    await session.flush()
+    await _fill_each(work, skus)
+    await work.emit()
+    return moved
 
 
 async def set_warehouse_active(

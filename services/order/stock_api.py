@@ -23,7 +23,7 @@ from services.common.problems import BadRequest, Conflict, NotFound
 from services.order import stock
 from services.order.gtin import to_gtin14
 from services.order.models import Order
-from services.order.orders import note, open_task
+from services.order.orders import WAITING_ON_STOCK, note, open_task
 from services.order.stock_models import (
     MOVEMENT_KINDS,
     Sku,
@@ -111,6 +111,7 @@ async def create_sku(
             currency=body.currency,
             weight_grams=body.weight_grams,
             shelf_life=body.shelf_life,
+            category=body.category,
             created_at=now,
             updated_at=now,
         )
@@ -258,6 +259,17 @@ def _change_result(change: stock.StockChange) -> dict[str, Any]:
     )
 
 
+MAX_ROW_ID = 2**63 - 1
+
+
+def _id_cursor(cursor: str) -> int:
+    """A row-id cursor; ids beyond what the column holds were never handed out (400)."""
+    [row_id] = decode_cursor(cursor, int)
+    if not 0 <= row_id <= MAX_ROW_ID:
+        raise BadRequest("cursor is not one this API handed out", code="invalid_cursor")
+    return int(row_id)
+
+
 def _hold_result(sku: str, lot: str, outcome: stock.HoldOutcome) -> HoldResult:
     return HoldResult(
         sku=sku,
@@ -269,24 +281,28 @@ def _hold_result(sku: str, lot: str, outcome: stock.HoldOutcome) -> HoldResult:
     )
 
 
-async def _tell_displaced_orders(
-    session: AsyncSession, sku: str, lot: str, displaced: list[stock.Displaced]
+async def tell_displaced_orders(
+    session: AsyncSession,
+    sku: str,
+    lot: str,
+    displaced: list[stock.Displaced],
+    why: str = "quarantined",
 ) -> None:
-    """Say on each affected order's timeline what the quarantine did to it. An order
+    """Say on each affected order's timeline what blocking the lot did to it. An order
     left short while it is not waiting on a backorder (it was about to ship) needs a
-    coordinator: its shipment goes without the quarantined units."""
+    coordinator: its shipment goes without the blocked units."""
     for item in displaced:
         order = await session.get(Order, item.order_id)
         if order is None:
             continue
         moved = item.quantity - item.short
         detail = (
-            f"lot {lot} of {sku} quarantined: {item.quantity} unit(s) of line {item.line_no} "
+            f"lot {lot} of {sku} {why}: {item.quantity} unit(s) of line {item.line_no} "
             f"taken off it; {moved} reserved from other lots, {item.short} backordered"
         )
         note(session, order.id, "quarantine", detail)
-        if item.short and order.status not in ("placed", "credit_hold", "backordered"):
-            open_task(session, order.id, "quarantine_short", detail)
+        if item.short and order.status not in WAITING_ON_STOCK:
+            await open_task(session, order.id, "quarantine_short", detail)
 
 
 @stock_router.post(
@@ -307,6 +323,8 @@ async def create_receipt(
             expiry=body.expiry,
             quantity=body.quantity,
             reference=body.reference,
+            supplier_id=body.supplier_id,
+            purchase_reference=body.purchase_reference,
             actor=caller.subject,
             source=runtime.source,
         )
@@ -371,7 +389,7 @@ async def create_hold(body: HoldCreate, runtime: RuntimeDep, caller: StockWriter
             actor=caller.subject,
             source=runtime.source,
         )
-        await _tell_displaced_orders(session, body.sku, body.lot, outcome.displaced)
+        await tell_displaced_orders(session, body.sku, body.lot, outcome.displaced)
         return _hold_result(body.sku, body.lot, outcome)
 
 
@@ -416,6 +434,10 @@ async def list_holds(
     "/availability",
     response_model=AvailabilityList,
     summary="On hand, reserved, held and available per SKU per warehouse, with lots",
+    responses={
+        400: {"description": "`filter_required`: neither `sku` nor `warehouse_id`"},
+        404: {"description": "The SKU or warehouse does not exist"},
+    },
 )
 async def get_availability(
     runtime: RuntimeDep,
@@ -461,7 +483,7 @@ async def list_movements(
         if value is not None:
             query = query.where(column == value)
     if cursor:
-        query = query.where(StockMovement.id < decode_cursor(cursor, int)[0])
+        query = query.where(StockMovement.id < _id_cursor(cursor))
     async with runtime.db.reading() as session:
         rows = list(await session.scalars(query))
     more = len(rows) > limit
@@ -490,7 +512,7 @@ async def list_backorders(
     if status is not None:
         query = query.where(StockBackorder.status == status)
     if cursor:
-        query = query.where(StockBackorder.id > decode_cursor(cursor, int)[0])
+        query = query.where(StockBackorder.id > _id_cursor(cursor))
     async with runtime.db.reading() as session:
         rows = list(await session.scalars(query))
     more = len(rows) > limit

@@ -3,7 +3,13 @@
 A `StockBalance` row per (sku, warehouse, lot) holds the current quantities; every
 change to one is also an append-only `StockMovement` whose bucket deltas sum to the
 balance. `StockAllocation` rows say which order holds which lot, `StockBackorder` rows
-what could not be reserved, `StockHold` rows which lots are quarantined.
+what could not be reserved, `StockHold` rows which lots are quarantined; `StockLot` a
+lot's status (released, on hold, quarantined, recalled) across warehouses, with
+`StockLotChange` its history.
+
+One rule blocks a balance (`StockBalance.on_hold`: nothing of it reserved or picked, its
+free stock held): an active hold covers its warehouse, or its lot's status is not
+`released`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.common.statuses import LotStatus
 from services.common.tables import UtcDateTime
 from services.order.models import Base
 
@@ -40,9 +47,11 @@ MOVEMENT_KINDS = (
     "issue",
     "unissue",
     "restock",
+    "return",
 )
 ALLOCATION_STATUSES = ("reserved", "issued", "released", "unissued", "restocked")
 BACKORDER_STATUSES = ("open", "filled", "cancelled")
+LOT_STATUSES = tuple(s.value for s in LotStatus)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -67,6 +76,8 @@ class Sku(Base):
     currency: Mapped[str] = mapped_column(String(3))
     weight_grams: Mapped[int] = mapped_column(Integer)
     shelf_life: Mapped[bool] = mapped_column(Boolean)
+    # The product category return policies are chosen by; None: the default policy.
+    category: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -126,6 +137,7 @@ class StockMovement(Base):
         Index("ix_stock_movements_warehouse", "warehouse_id", "id"),
         Index("ix_stock_movements_order", "order_id", "id"),
         Index("ix_stock_movements_shipment", "shipment_id"),
+        Index("ix_stock_movements_lot", "lot", "kind"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -140,6 +152,9 @@ class StockMovement(Base):
     reason: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(128))
+    # Receipts: where the goods came from (the backward trace of a lot).
+    supplier_id: Mapped[str | None] = mapped_column(String(64))
+    purchase_reference: Mapped[str | None] = mapped_column(String(64))
     order_id: Mapped[str | None] = mapped_column(String(64))
     shipment_id: Mapped[str | None] = mapped_column(String(128))
     actor: Mapped[str] = mapped_column(String(128))
@@ -193,6 +208,8 @@ class StockAllocation(Base):
         CheckConstraint("quantity > 0", name="ck_stock_allocations_quantity"),
         Index("ix_stock_allocations_order", "order_id", "status"),
         Index("ix_stock_allocations_shipment", "shipment_id"),
+        # The forward trace of a lot: its issued rows in keyset order.
+        Index("ix_stock_allocations_lot", "lot", "status", "shipment_id", "line_no", "sku"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -208,3 +225,36 @@ class StockAllocation(Base):
     backorder_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("stock_backorders.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StockLot(Base):
+    """A lot's status across every warehouse (`statuses.LotStatus`); a lot without a row
+    is `released`."""
+
+    __tablename__ = "stock_lots"
+    __table_args__ = (CheckConstraint(_in("status", LOT_STATUSES), name="ck_stock_lots_status"),)
+
+    sku: Mapped[str] = mapped_column(String(64), ForeignKey("skus.code"), primary_key=True)
+    lot: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    recall_id: Mapped[str | None] = mapped_column(String(36))
+    changed_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StockLotChange(Base):
+    """One change of a lot's status: the append-only history of `StockLot`."""
+
+    __tablename__ = "stock_lot_changes"
+    __table_args__ = (Index("ix_stock_lot_changes_lot", "sku", "lot", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    lot: Mapped[str] = mapped_column(String(64))
+    previous: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    recall_id: Mapped[str | None] = mapped_column(String(36))
+    changed_by: Mapped[str] = mapped_column(String(128))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())

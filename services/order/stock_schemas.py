@@ -6,17 +6,21 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     field_validator,
     model_validator,
 )
 
 from services.common.events import LotQuantity
+from services.common.money import Money as BaseMoney
+from services.common.patch import PatchBody
+from services.common.statuses import LotStatus
 from services.order.gtin import validate_gtin
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{1,63}$"
@@ -29,7 +33,17 @@ SkuCode = Annotated[str, Field(pattern=SKU_PATTERN, examples=["CHAI-500G"])]
 WarehouseId = Annotated[str, Field(pattern=WAREHOUSE_PATTERN, examples=["WH-NORTH"])]
 LotCode = Annotated[str, Field(pattern=LOT_PATTERN, examples=["L2025-031"])]
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, examples=["12.50"])]
+Money = Annotated[BaseMoney, Field(examples=["12.50"])]
+Category = Annotated[
+    str | None,
+    Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="product category (return policies are per category)",
+        examples=["beverages"],
+    ),
+]
 
 
 # --- reservations: what the order code and workflows exchange with stock.py ---------
@@ -68,6 +82,12 @@ class Allocation(BaseModel):
         )
 
 
+class PickedLot(Allocation):
+    """An allocation issued to a shipment, with the SKU's catalogue weight for packing."""
+
+    unit_weight_grams: int
+
+
 class Missing(BaseModel):
     """Quantity of an order line that is backordered."""
 
@@ -95,7 +115,10 @@ class LotAvailability(BaseModel):
     reserved: int
     held: int
     available: int = Field(description="on_hand - reserved - held")
-    on_hold: bool = Field(description="the lot is quarantined; new stock of it is held too")
+    on_hold: bool = Field(
+        description="the lot is blocked (a hold, or a lot status other than released): "
+        "nothing of it is reserved, and new stock of it is held too"
+    )
     expired: bool = Field(description="at or past its expiry date: never reserved")
 
 
@@ -127,13 +150,16 @@ class SkuCreate(BaseModel):
 
     code: SkuCode
     gtin: str | None = Field(
-        default=None, description="GTIN-13 or GTIN-14 with a valid GS1 check digit"
+        default=None,
+        pattern=r"^[0-9]{13,14}$",
+        description="GTIN-13 or GTIN-14 with a valid GS1 check digit",
     )
     name: str = Field(min_length=1, max_length=200)
     unit_price: Money
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     weight_grams: int = Field(gt=0, le=MAX_QUANTITY)
-    shelf_life: bool = Field(default=False, description="receipts need an expiry date")
+    shelf_life: StrictBool = Field(default=False, description="receipts need an expiry date")
+    category: Category = None
 
     @field_validator("gtin")
     @classmethod
@@ -146,28 +172,20 @@ class SkuCreate(BaseModel):
         return value.quantize(CENT)
 
 
-class SkuUpdate(BaseModel):
+class SkuUpdate(PatchBody):
     """The fields a coordinator may change; the code, GTIN and shelf-life flag are fixed."""
 
-    model_config = ConfigDict(extra="forbid")
+    clearable: ClassVar[frozenset[str]] = frozenset({"category"})
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     unit_price: Money | None = None
     weight_grams: int | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    category: Category = None
 
     @field_validator("unit_price")
     @classmethod
     def _cents(cls, value: Decimal | None) -> Decimal | None:
         return None if value is None else value.quantize(CENT)
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> Self:
-        if not self.model_fields_set:
-            raise ValueError("name, unit_price or weight_grams is required")
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class SkuPublic(BaseModel):
@@ -180,6 +198,7 @@ class SkuPublic(BaseModel):
     currency: str
     weight_grams: int
     shelf_life: bool
+    category: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -198,23 +217,12 @@ class WarehouseCreate(BaseModel):
     id: WarehouseId
     name: str = Field(min_length=1, max_length=200)
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
-    active: bool = True
+    active: StrictBool = True
 
 
-class WarehouseUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WarehouseUpdate(PatchBody):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    active: bool | None = None
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> Self:
-        if not self.model_fields_set:
-            raise ValueError("name or active is required")
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    active: StrictBool | None = None
 
 
 class WarehousePublic(BaseModel):
@@ -248,15 +256,36 @@ class ReceiptCreate(BaseModel):
     expiry: date | None = None
     quantity: Quantity
     reference: str | None = Field(default=None, max_length=128, examples=["PO-1042"])
+    supplier_id: str | None = Field(default=None, min_length=1, max_length=64)
+    purchase_reference: str | None = Field(
+        default=None, min_length=1, max_length=64, examples=["PO-1042"]
+    )
+
+
+def _sign_rules(schema: dict[str, Any]) -> None:
+    """`_sign`'s rule in the schema: damage and loss remove stock, found adds it."""
+
+    def when(reasons: list[str], delta: dict[str, int]) -> dict[str, Any]:
+        return {
+            "if": {"properties": {"reason": {"enum": reasons}}, "required": ["reason"]},
+            "then": {"properties": {"quantity_delta": delta}},
+        }
+
+    schema["allOf"] = [
+        when([AdjustmentReason.DAMAGE, AdjustmentReason.LOSS], {"maximum": -1}),
+        when([AdjustmentReason.FOUND], {"minimum": 1}),
+    ]
 
 
 class AdjustmentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_sign_rules)
 
     warehouse_id: str
     sku: str
     lot: LotCode
-    quantity_delta: int = Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)
+    quantity_delta: int = Field(
+        ge=-MAX_QUANTITY, le=MAX_QUANTITY, json_schema_extra={"not": {"const": 0}}
+    )
     reason: AdjustmentReason
     note: str | None = Field(default=None, max_length=1000)
 
@@ -337,6 +366,8 @@ class MovementPublic(BaseModel):
     reason: str | None
     note: str | None
     reference: str | None
+    supplier_id: str | None = None
+    purchase_reference: str | None = None
     order_id: str | None
     shipment_id: str | None
     actor: str
@@ -403,3 +434,117 @@ class BackorderPage(BaseModel):
 def dump(model: BaseModel) -> dict[str, Any]:
     """A response body (JSON types: decimals as strings, dates as ISO text)."""
     return model.model_dump(mode="json")
+
+
+# --- lot status ------------------------------------------------------------------------
+
+
+class LotStatusChange(BaseModel):
+    """Give a lot a status in every warehouse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: LotStatus
+    reason: str = Field(min_length=1, max_length=500)
+    recall_id: str | None = Field(default=None, min_length=1, max_length=36)
+
+
+class LotWarehouse(BaseModel):
+    """A lot's quantities in one warehouse."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    warehouse_id: str
+    on_hand: int
+    reserved: int
+    held: int
+
+
+class LotStatusResult(BaseModel):
+    """A lot's status and balances after a status change."""
+
+    sku: str
+    lot: str
+    status: LotStatus
+    warehouses: list[LotWarehouse]
+    reservations_moved: list[DisplacedPublic] = Field(
+        default_factory=list,
+        description="reservations this change took off the lot, re-reserved elsewhere or "
+        "backordered",
+    )
+
+
+class LotStatusHistoryItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    previous: LotStatus
+    status: LotStatus
+    reason: str
+    recall_id: str | None
+    changed_by: str
+    changed_at: datetime
+
+
+class LotDetail(LotStatusResult):
+    """A lot: status, expiry, balances per warehouse and the history of its status."""
+
+    expiry: date | None
+    history: list[LotStatusHistoryItem]
+
+
+# --- traceability ----------------------------------------------------------------------
+
+
+class TraceReceipt(BaseModel):
+    sku: str
+    warehouse_id: str
+    quantity: int
+    received_at: datetime
+    supplier_id: str | None
+    purchase_reference: str | None
+    reference: str | None
+
+
+class TraceBackward(BaseModel):
+    receipts: list[TraceReceipt]
+
+
+class TraceOnHand(LotWarehouse):
+    sku: str
+
+
+class TraceConsignee(BaseModel):
+    """One order line's quantity of the lot issued to one shipment."""
+
+    customer_id: str
+    order_id: str
+    shipment_id: str = Field(
+        description="the shipment service's id (the ledger's pick reference until the "
+        "shipment is known here)"
+    )
+    warehouse_id: str
+    sku: str
+    line_no: int
+    quantity: int
+    issued_at: datetime
+    shipment_status: str
+    dispatched: bool = Field(description="false while the shipment may still be cancelled")
+    delivered_at: str | None
+
+
+class TraceForward(BaseModel):
+    consignees: list[TraceConsignee]
+    total_quantity: int = Field(description="units of the lot issued to shipments, all pages")
+    customers: int = Field(description="distinct customers who were issued the lot")
+    next_cursor: str | None
+
+
+class LotTrace(BaseModel):
+    """Where a lot came from (receipts) and went (shipments, orders, customers)."""
+
+    lot: str
+    skus: list[str]
+    status: dict[str, LotStatus]
+    backward: TraceBackward
+    on_hand: list[TraceOnHand]
+    forward: TraceForward

@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from services.common.problems import Conflict, Unavailable
 from services.common.settings import ServiceSettings
 from services.common.temporal import interceptors
+from services.common.workflow_names import OrderWorkflow
 
 
 class WorkflowGateway:
@@ -43,10 +44,10 @@ class WorkflowGateway:
 
     async def cancel(self, order_id: str, reason: str) -> dict[str, Any] | None:
         """Ask the workflow to cancel; None when no workflow runs for the order."""
-        handle = (await self.client()).get_workflow_handle(f"order-{order_id}")
+        handle = (await self.client()).get_workflow_handle(OrderWorkflow.id(order_id))
         try:
             result: dict[str, Any] = await handle.execute_update(
-                "cancel", {"reason": reason}, result_type=dict
+                OrderWorkflow.UPDATE_CANCEL, {"reason": reason}, result_type=dict
             )
             return result
         except WorkflowUpdateFailedError as exc:
@@ -67,9 +68,11 @@ class WorkflowGateway:
     async def live_step(self, order_id: str) -> dict[str, Any] | None:
         """The workflow's own view (query `status`), or None when it is not reachable."""
         try:
-            handle = (await self.client()).get_workflow_handle(f"order-{order_id}")
+            handle = (await self.client()).get_workflow_handle(OrderWorkflow.id(order_id))
             result: dict[str, Any] = await asyncio.wait_for(
-                handle.query("status", result_type=dict, rpc_timeout=timedelta(seconds=2)),
+                handle.query(
+                    OrderWorkflow.QUERY_STATUS, result_type=dict, rpc_timeout=timedelta(seconds=2)
+                ),
                 timeout=3,
             )
             return result

@@ -1,77 +1,55 @@
-"""Shipment service routes: shipments, public tracking, carrier webhooks."""
+"""Shipment service routes: shipments, public tracking, carrier webhooks.
+
+Routes stay thin: creation and cancellation rules live in `shipments.py`, tracking in
+`domain.py`, carrier pushes in `webhooks.py`. `/shipments` answers outbound shipments
+only; return shipments have `returns_api.py`. Public tracking and the simulation view
+serve both.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.app import Runtime
 from services.common.auth import Principal, Role, require
 from services.common.deps import IdempotencyKey, RuntimeDep
-from services.common.events import ShipmentCancelled, ShipmentCreated
-from services.common.faults import crash_point
-from services.common.idempotency import run_idempotent
-from services.common.outbox import stage
 from services.common.pagination import decode_time_cursor, encode_time_cursor
-from services.common.problems import (
-    Conflict,
-    NotFound,
-    ProblemError,
-    Unauthorized,
-    Unprocessable,
-)
-from services.shipment import domain
+from services.common.problems import BadRequest, NotFound
+from services.common.statuses import ShipmentStatus
+from services.shipment import shipments as rules
+from services.shipment import webhooks
 from services.shipment.carriers import Carriers
-from services.shipment.carriers.base import (
-    CarrierAdapter,
-    CarrierError,
-    Label,
-    LabelAddress,
-    LabelPackage,
-    LabelRequest,
-    WebhookPayloadError,
-    WebhookSignatureError,
-)
-from services.shipment.carriers.simulated import Scenario, SimulatedCarrier
-from services.shipment.domain import ShipmentStatus
+from services.shipment.carriers.base import CarrierAdapter, CarrierError
+from services.shipment.carriers.simulated import Scenario
 from services.shipment.models import (
+    OUTBOUND,
     Shipment,
-    ShipmentLine,
     ShipmentLineLot,
-    ShipmentPackage,
     SimulatedEvent,
     TrackingEvent,
 )
 from services.shipment.schemas import (
-    Address,
     CancelIn,
-    LineOut,
     LocationOut,
-    LotOut,
-    PackageItem,
-    PackageOut,
     PlannedScanOut,
     PublicLocation,
     PublicTracking,
     PublicTrackingEvent,
     ShipmentCreate,
     ShipmentDetail,
-    ShipmentOut,
     ShipmentPage,
     SimulationOut,
-    TrackingEventOut,
-    WebhookEventResult,
     WebhookResult,
 )
 from services.shipment.settings import ShipmentSettings
-from services.shipment.simulator import SimulatorFeeder, plan_rows
+from services.shipment.simulator import SimulatorFeeder
+from services.shipment.views import history, shipment_detail, shipment_out
 
 Creator = Annotated[Principal, Depends(require(Role.SERVICE, Role.COORDINATOR))]
 Reader = Annotated[
@@ -79,13 +57,11 @@ Reader = Annotated[
 ]
 Staff = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.OPS, Role.SERVICE))]
 
-
-class CarrierFailed(ProblemError):
-    status, code, title = 502, "carrier_error", "The carrier failed the request"
-
-
-class PayloadTooLarge(ProblemError):
-    status, code, title = 413, "payload_too_large", "Payload too large"
+# Path and query values, bounded by the columns they are compared with.
+ShipmentId = Annotated[str, Path(max_length=36)]
+TrackingNumber = Annotated[str, Path(max_length=64)]
+CarrierCode = Annotated[str, Path(max_length=32)]
+RefFilter = Annotated[str | None, Query(max_length=64)]
 
 
 async def carriers_of(request: Request) -> Carriers:
@@ -113,119 +89,41 @@ tracking = APIRouter(prefix="/tracking", tags=["tracking"])
 carriers = APIRouter(prefix="/carriers", tags=["carriers"])
 
 
-# --- views ----------------------------------------------------------------------
-
-
-def shipment_out(s: Shipment) -> ShipmentOut:
-    return ShipmentOut(
-        id=s.id,
-        order_id=s.order_id,
-        customer_id=s.customer_id,
-        warehouse_id=s.warehouse_id,
-        carrier=s.carrier,
-        service_level=s.service_level,
-        tracking_number=s.tracking_number,
-        label_url=s.label_url,
-        status=s.status,
-        promised_date=s.promised_date,
-        eta=s.eta,
-        ship_to=Address(
-            name=s.ship_to_name,
-            line1=s.ship_to_line1,
-            line2=s.ship_to_line2,
-            city=s.ship_to_city,
-            region=s.ship_to_region,
-            postal_code=s.ship_to_postal_code,
-            country=s.ship_to_country,
-        ),
-        packages=[
-            PackageOut(
-                number=p.number,
-                weight_grams=p.weight_grams,
-                items=[PackageItem.model_validate(i) for i in p.items],
-            )
-            for p in s.packages
-        ],
-        lines=[
-            LineOut(
-                line_no=line.line_no,
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_weight_grams=line.unit_weight_grams,
-                lots=[LotOut(lot=lot.lot, quantity=lot.quantity) for lot in line.lots],
-            )
-            for line in s.lines
-        ],
-        simulation_scenario=s.simulation_scenario,
-        created_at=s.created_at,
-        dispatched_at=s.dispatched_at,
-        delivered_at=s.delivered_at,
-        returned_at=s.returned_at,
-        cancelled_at=s.cancelled_at,
-        cancel_reason=s.cancel_reason,
-        last_event_at=s.last_event_at,
-    )
-
-
-def _location(e: TrackingEvent) -> LocationOut | None:
-    if not any((e.city, e.region, e.postal_code, e.country)):
-        return None
-    return LocationOut(city=e.city, region=e.region, postal_code=e.postal_code, country=e.country)
-
-
-async def history(session: AsyncSession, shipment_id: str) -> list[TrackingEvent]:
-    """A shipment's scans in the order they happened."""
-    result = await session.execute(
-        sa.select(TrackingEvent)
-        .where(TrackingEvent.shipment_id == shipment_id)
-        .order_by(TrackingEvent.occurred_at, TrackingEvent.id)
-    )
-    return list(result.scalars())
-
-
-async def shipment_detail(session: AsyncSession, s: Shipment) -> ShipmentDetail:
-    events = [
-        TrackingEventOut(
-            id=e.id,
-            carrier_event_id=e.carrier_event_id,
-            raw_code=e.raw_code,
-            status=e.status,
-            status_after=e.status_after,
-            delayed=e.delayed,
-            occurred_at=e.occurred_at,
-            received_at=e.received_at,
-            location=_location(e),
-            description=e.description,
-            channel=e.channel,
-        )
-        for e in await history(session, s.id)
-    ]
-    return ShipmentDetail(**shipment_out(s).model_dump(), events=events)
-
-
 async def _visible_shipment(session: AsyncSession, shipment_id: str, caller: Principal) -> Shipment:
     shipment = await session.get(Shipment, shipment_id)
-    if shipment is None:
+    if shipment is None or shipment.direction != OUTBOUND:
         raise NotFound(f"shipment {shipment_id} not found")
     caller.ensure_customer(shipment.customer_id, f"shipment {shipment_id}")
     return shipment
 
 
-# Namespace of shipment ids derived from (order, warehouse, caller, Idempotency-Key).
-SHIPMENT_IDS = uuid.UUID("5a8e3b52-6f0c-4f0e-9d53-2f1f1c7b9a11")
+def time_cursor(cursor: str) -> tuple[datetime, str]:
+    """A list cursor whose time the database can hold (400 `invalid_cursor` otherwise)."""
+    after_created, after_id = decode_time_cursor(cursor)
+    try:
+        return after_created.astimezone(UTC), after_id
+    except OverflowError:
+        raise BadRequest("cursor is not one this API handed out", code="invalid_cursor") from None
 
 
-async def _active_shipment(
-    session: AsyncSession, order_id: str, warehouse_id: str
-) -> Shipment | None:
-    result = await session.execute(
-        sa.select(Shipment).where(
-            Shipment.order_id == order_id,
-            Shipment.warehouse_id == warehouse_id,
-            Shipment.status != domain.CANCELLED,
+async def newest_first(
+    runtime: Runtime, query: sa.Select[Shipment], limit: int, cursor: str | None
+) -> tuple[list[Shipment], str | None]:
+    """One page of `query`'s shipments, newest first, and the next page's cursor."""
+    if cursor is not None:
+        after_created, after_id = time_cursor(cursor)
+        query = query.where(
+            sa.or_(
+                Shipment.created_at < after_created,
+                sa.and_(Shipment.created_at == after_created, Shipment.id < after_id),
+            )
         )
-    )
-    return result.scalars().first()
+    query = query.order_by(Shipment.created_at.desc(), Shipment.id.desc()).limit(limit + 1)
+    async with runtime.db.reading() as session:
+        rows = list((await session.execute(query)).scalars())
+    page = rows[:limit]
+    more = len(rows) > limit
+    return page, encode_time_cursor(page[-1].created_at, page[-1].id) if more else None
 
 
 # --- shipments ------------------------------------------------------------------
@@ -241,7 +139,12 @@ async def _active_shipment(
             "model": ShipmentDetail,
             "description": "The order already has a live shipment from this warehouse; "
             "that one is returned instead of creating a second",
-        }
+        },
+        422: {
+            "description": "`too_many_packages`: the lines need more parcels than one "
+            "shipment may have (nothing is bought or written); `unknown_carrier`; "
+            "`simulation_unsupported`; or a validation error"
+        },
     },
 )
 async def create_shipment(
@@ -253,179 +156,8 @@ async def create_shipment(
     settings: SettingsDep,
     feeder: FeederDep,
 ) -> Any:
-    adapter = carriers.get(body.carrier)
-    if adapter is None:
-        raise Unprocessable(
-            f"unknown carrier {body.carrier!r}; known: {', '.join(carriers.codes)}",
-            code="unknown_carrier",
-        )
-    if body.simulation is not None and not isinstance(adapter, SimulatedCarrier):
-        raise Unprocessable(
-            "`simulation` applies only to the simulated carrier", code="simulation_unsupported"
-        )
-    pack_lines = [
-        domain.PackLine(
-            line.line_no,
-            line.sku,
-            line.quantity,
-            line.unit_weight_grams or settings.default_unit_weight_grams,
-        )
-        for line in body.lines
-    ]
-    try:
-        parcels = domain.pack(
-            pack_lines, round(settings.package_max_weight_kg * 1000), settings.max_packages
-        )
-    except domain.TooManyPackages as exc:
-        raise Unprocessable(str(exc), code="too_many_packages") from exc
-
-    # Retries of this request (same caller and key) name the same shipment, so the
-    # carrier hands back the label it sold the first time.
-    shipment_id = str(
-        uuid.uuid5(SHIPMENT_IDS, f"{body.order_id}|{body.warehouse_id}|{caller.subject}|{key}")
-    )
-    label: Label | None = None
-
-    async def buy_label() -> Label:
-        try:
-            return await adapter.create_label(
-                LabelRequest(
-                    shipment_id=shipment_id,
-                    order_id=body.order_id,
-                    warehouse_id=body.warehouse_id,
-                    service_level=body.service_level,
-                    ship_date=datetime.now(UTC).date(),
-                    ship_to=LabelAddress(**body.ship_to.model_dump()),
-                    packages=[LabelPackage(p.number, p.weight_grams) for p in parcels],
-                )
-            )
-        except CarrierError as exc:
-            raise CarrierFailed(f"{adapter.code}: {exc}") from exc
-
-    async def prepare() -> None:
-        """Buy the label before the transaction: a carrier's API answers in hundreds of
-        milliseconds, and no write of this service should wait that long behind it."""
-        nonlocal label
-        async with runtime.db.reading() as session:
-            existing = await _active_shipment(session, body.order_id, body.warehouse_id)
-        if existing is None:
-            label = await buy_label()
-            crash_point("shipment.after_label")
-
-    async def void_unused(existing: Shipment) -> None:
-        if label is not None and label.tracking_number != existing.tracking_number:
-            with contextlib.suppress(CarrierError):  # an unused label never sees a parcel
-                await adapter.cancel(label.tracking_number)
-
-    async def create(session: AsyncSession) -> tuple[int, Any]:
-        nonlocal label
-        existing = await _active_shipment(session, body.order_id, body.warehouse_id)
-        if existing is not None:
-            await void_unused(existing)
-            return 200, (await shipment_detail(session, existing)).model_dump(mode="json")
-        if label is None:
-            # The live shipment seen before the transaction was cancelled since (rare).
-            label = await buy_label()
-        now = datetime.now(UTC)
-        ship_to = body.ship_to
-        weights = {pl.line_no: pl.unit_weight_grams for pl in pack_lines}
-        shipment = Shipment(
-            id=shipment_id,
-            order_id=body.order_id,
-            customer_id=body.customer_id,
-            warehouse_id=body.warehouse_id,
-            carrier=adapter.code,
-            service_level=body.service_level.value,
-            tracking_number=label.tracking_number,
-            label_url=label.label_url,
-            status=ShipmentStatus.PENDING.value,
-            promised_date=label.promised_date,
-            eta=domain.compute_eta(ShipmentStatus.PENDING, label.promised_date, []),
-            ship_to_name=ship_to.name,
-            ship_to_line1=ship_to.line1,
-            ship_to_line2=ship_to.line2,
-            ship_to_city=ship_to.city,
-            ship_to_region=ship_to.region,
-            ship_to_postal_code=ship_to.postal_code,
-            ship_to_country=ship_to.country,
-            created_by=caller.subject,
-            created_at=now,
-            updated_at=now,
-            exception_notified=False,
-            delivered_notified=False,
-            returned_notified=False,
-            lines=[
-                ShipmentLine(
-                    line_no=line.line_no,
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    unit_weight_grams=weights[line.line_no],
-                    lots=[
-                        ShipmentLineLot(lot=lot.lot, sku=line.sku, quantity=lot.quantity)
-                        for lot in line.lots
-                    ],
-                )
-                for line in sorted(body.lines, key=lambda ln: ln.line_no)
-            ],
-            packages=[
-                ShipmentPackage(number=p.number, weight_grams=p.weight_grams, items=p.items)
-                for p in parcels
-            ],
-        )
-        try:
-            async with session.begin_nested():
-                session.add(shipment)
-                await session.flush()
-        except IntegrityError:
-            # A concurrent request created this order's shipment from this warehouse.
-            existing = await _active_shipment(session, body.order_id, body.warehouse_id)
-            if existing is None:
-                earlier = await session.get(Shipment, shipment_id)
-                if earlier is None:
-                    raise
-                # This key made a shipment since cancelled, and its stored answer is gone.
-                raise Conflict(
-                    f"Idempotency-Key {key!r} already created shipment {earlier.id} (now "
-                    f"{earlier.status}); send a new key to create another",
-                    code="idempotency_key_used",
-                ) from None
-            await void_unused(existing)
-            return 200, (await shipment_detail(session, existing)).model_dump(mode="json")
-        if isinstance(adapter, SimulatedCarrier) and settings.simulator_enabled:
-            plan = adapter.plan(
-                label.tracking_number,
-                Scenario(body.simulation.scenario) if body.simulation else None,
-                (ship_to.city, ship_to.region, ship_to.country),
-            )
-            shipment.simulation_scenario = plan.scenario.value
-            session.add_all(plan_rows(shipment, plan, now, settings.simulator_seconds_per_hour))
-        await stage(
-            session,
-            runtime.source,
-            ShipmentCreated(
-                shipment_id=shipment.id,
-                order_id=shipment.order_id,
-                customer_id=shipment.customer_id,
-                warehouse_id=shipment.warehouse_id,
-                carrier=shipment.carrier,
-                service_level=shipment.service_level,
-                tracking_number=shipment.tracking_number,
-                promised_date=shipment.promised_date.isoformat(),
-                lots=domain.lots_of(shipment),
-            ),
-            subject=shipment.id,
-        )
-        await session.flush()
-        return 201, (await shipment_detail(session, shipment)).model_dump(mode="json")
-
-    response = await run_idempotent(
-        runtime.db,
-        route="POST /shipments",
-        principal=caller,
-        key=key,
-        payload=body,
-        action=create,
-        prepare=prepare,
+    response = await rules.create_shipment(
+        runtime, body, caller=caller, key=key, carriers=carriers, settings=settings
     )
     if feeder is not None and response.status_code == 201:
         feeder.wake()
@@ -439,59 +171,15 @@ async def create_shipment(
     responses={409: {"description": "`already_dispatched`: the carrier has the parcel"}},
 )
 async def cancel_shipment(
-    shipment_id: str,
+    shipment_id: ShipmentId,
     runtime: RuntimeDep,
     caller: Creator,
     carriers: CarriersDep,
     body: CancelIn | None = None,
 ) -> ShipmentDetail:
-    async with runtime.db.transaction() as session:
-        shipment = (
-            (
-                await session.execute(
-                    sa.select(Shipment).where(Shipment.id == shipment_id).with_for_update()
-                )
-            )
-            .scalars()
-            .first()
-        )
-        if shipment is None:
-            raise NotFound(f"shipment {shipment_id} not found")
-        if shipment.status == domain.CANCELLED:
-            return await shipment_detail(session, shipment)
-        if shipment.status not in domain.CANCELLABLE:
-            if shipment.status == ShipmentStatus.EXPIRED and shipment.dispatched_at is None:
-                raise Conflict(
-                    f"shipment {shipment_id} expired at the carrier", code="not_cancellable"
-                )
-            raise Conflict(
-                f"shipment {shipment_id} is {shipment.status}: the carrier already has it",
-                code="already_dispatched",
-            )
-        adapter = carriers.get(shipment.carrier)
-        if adapter is not None:
-            try:
-                await adapter.cancel(shipment.tracking_number)
-            except CarrierError as exc:
-                raise CarrierFailed(f"{shipment.carrier}: {exc}") from exc
-        now = datetime.now(UTC)
-        shipment.status = domain.CANCELLED
-        shipment.cancelled_at = now
-        shipment.cancel_reason = body.reason if body else None
-        shipment.eta = None
-        shipment.updated_at = now
-        await session.execute(
-            sa.update(SimulatedEvent)
-            .where(SimulatedEvent.shipment_id == shipment.id, SimulatedEvent.delivered.is_(False))
-            .values(cancelled=True)
-        )
-        await stage(
-            session,
-            runtime.source,
-            ShipmentCancelled(shipment_id=shipment.id, order_id=shipment.order_id),
-            subject=shipment.id,
-        )
-        return await shipment_detail(session, shipment)
+    return await rules.cancel_shipment(
+        runtime, carriers, shipment_id, body.reason if body else None
+    )
 
 
 @shipments.get(
@@ -502,16 +190,18 @@ async def cancel_shipment(
 async def list_shipments(
     runtime: RuntimeDep,
     caller: Reader,
-    order_id: str | None = None,
-    customer_id: str | None = None,
-    warehouse_id: str | None = None,
+    order_id: RefFilter = None,
+    customer_id: RefFilter = None,
+    warehouse_id: RefFilter = None,
     status: ShipmentStatus | None = None,
-    sku: str | None = Query(default=None, description="shipments carrying this SKU"),
-    lot: str | None = Query(default=None, description="shipments carrying this lot (recalls)"),
+    sku: str | None = Query(default=None, max_length=64, description="shipments carrying this SKU"),
+    lot: str | None = Query(
+        default=None, max_length=64, description="shipments carrying this lot (recalls)"
+    ),
     limit: int = Query(default=50, ge=1, le=200),
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, max_length=512),
 ) -> ShipmentPage:
-    query = sa.select(Shipment)
+    query = sa.select(Shipment).where(Shipment.direction == OUTBOUND)
     if caller.role is Role.CUSTOMER:
         query = query.where(Shipment.customer_id == caller.customer_id)
     if customer_id is not None:
@@ -531,24 +221,8 @@ async def list_shipments(
         if sku is not None:
             picked = picked.where(ShipmentLineLot.sku == sku)
         query = query.where(picked.exists())
-    if cursor is not None:
-        after_created, after_id = decode_time_cursor(cursor)
-        query = query.where(
-            sa.or_(
-                Shipment.created_at < after_created,
-                sa.and_(Shipment.created_at == after_created, Shipment.id < after_id),
-            )
-        )
-    query = query.order_by(Shipment.created_at.desc(), Shipment.id.desc()).limit(limit + 1)
-    async with runtime.db.reading() as session:
-        rows = list((await session.execute(query)).scalars())
-    page = rows[:limit]
-    return ShipmentPage(
-        items=[shipment_out(s) for s in page],
-        next_cursor=encode_time_cursor(page[-1].created_at, page[-1].id)
-        if len(rows) > limit
-        else None,
-    )
+    page, next_cursor = await newest_first(runtime, query, limit, cursor)
+    return ShipmentPage(items=[shipment_out(s) for s in page], next_cursor=next_cursor)
 
 
 @shipments.get(
@@ -556,7 +230,9 @@ async def list_shipments(
     response_model=ShipmentDetail,
     summary="One shipment with its tracking history (oldest scan first)",
 )
-async def get_shipment(shipment_id: str, runtime: RuntimeDep, caller: Reader) -> ShipmentDetail:
+async def get_shipment(
+    shipment_id: ShipmentId, runtime: RuntimeDep, caller: Reader
+) -> ShipmentDetail:
     async with runtime.db.reading() as session:
         shipment = await _visible_shipment(session, shipment_id, caller)
         return await shipment_detail(session, shipment)
@@ -565,10 +241,15 @@ async def get_shipment(shipment_id: str, runtime: RuntimeDep, caller: Reader) ->
 @shipments.get(
     "/{shipment_id}/simulation",
     response_model=SimulationOut,
-    summary="The simulated carrier's plan for this shipment, and what it has pushed so far",
+    summary="The simulated carrier's plan for this shipment (outbound or return), and what "
+    "it has pushed so far",
 )
 async def get_simulation(
-    shipment_id: str, runtime: RuntimeDep, _: Staff, settings: SettingsDep, carriers: CarriersDep
+    shipment_id: ShipmentId,
+    runtime: RuntimeDep,
+    _: Staff,
+    settings: SettingsDep,
+    carriers: CarriersDep,
 ) -> SimulationOut:
     async with runtime.db.reading() as session:
         shipment = await session.get(Shipment, shipment_id)
@@ -615,7 +296,7 @@ async def get_simulation(
     summary="Public tracking page data: no authentication, no customer data",
 )
 async def public_tracking(
-    tracking_number: str, runtime: RuntimeDep, carriers: CarriersDep
+    tracking_number: TrackingNumber, runtime: RuntimeDep, carriers: CarriersDep
 ) -> PublicTracking:
     async with runtime.db.reading() as session:
         shipment = (
@@ -689,10 +370,13 @@ WEBHOOK_DOC: dict[str, Any] = {
     response_model=WebhookResult,
     summary="A carrier pushes tracking scans (signed; no bearer token)",
     openapi_extra=WEBHOOK_DOC,
-    responses={401: {"description": "`invalid_signature`"}},
+    responses={
+        401: {"description": "`invalid_signature`"},
+        413: {"description": "`payload_too_large`: more than `webhook_max_bytes` or events"},
+    },
 )
 async def carrier_webhook(
-    carrier: str,
+    carrier: CarrierCode,
     request: Request,
     runtime: RuntimeDep,
     carriers: CarriersDep,
@@ -701,43 +385,7 @@ async def carrier_webhook(
     adapter: CarrierAdapter | None = carriers.get(carrier)
     if adapter is None:
         raise NotFound(f"unknown carrier {carrier!r}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > settings.webhook_max_bytes:
-        raise PayloadTooLarge(f"webhook bodies are limited to {settings.webhook_max_bytes} bytes")
-    body = await request.body()
-    if len(body) > settings.webhook_max_bytes:
-        raise PayloadTooLarge(f"webhook bodies are limited to {settings.webhook_max_bytes} bytes")
-    try:
-        scans = adapter.parse_webhook(request.headers, body)
-    except WebhookSignatureError as exc:
-        raise Unauthorized(str(exc), code="invalid_signature") from exc
-    except WebhookPayloadError as exc:
-        raise Unprocessable(str(exc), code="invalid_webhook", errors=exc.errors) from exc
-    if len(scans) > settings.webhook_max_events:
-        raise PayloadTooLarge(f"at most {settings.webhook_max_events} events per push")
-    async with runtime.db.transaction() as session:
-        outcomes = await domain.ingest(
-            session, source=runtime.source, adapter=adapter, events=scans, channel="webhook"
-        )
-    results = [
-        WebhookEventResult(
-            index=o.index,
-            tracking_number=o.tracking_number,
-            event_id=o.event_id,
-            outcome=o.outcome,
-            status=o.status,
-        )
-        for o in outcomes
-    ]
-    accepted = sum(1 for o in outcomes if o.outcome == "accepted")
-    duplicates = sum(1 for o in outcomes if o.outcome == "duplicate")
-    result = WebhookResult(
-        received=len(outcomes),
-        accepted=accepted,
-        duplicates=duplicates,
-        rejected=len(outcomes) - accepted - duplicates,
-        results=results,
-    )
+    result = await webhooks.receive(runtime, adapter, request, settings)
     return JSONResponse(result.model_dump(mode="json"))
 
 

@@ -11,6 +11,7 @@ from services.common.app import Runtime, create_app
 from services.shipment.api import routers
 from services.shipment.carriers import Carriers
 from services.shipment.carriers.simulated import SimulatedCarrier
+from services.shipment.returns_api import routers as return_routers
 from services.shipment.settings import ShipmentSettings, get_settings
 from services.shipment.simulator import SimulatorFeeder
 
@@ -35,7 +36,7 @@ def create(settings: ShipmentSettings | None = None) -> FastAPI:
         settings,
         title="Waybill shipment service",
         description="Carriers, shipments per warehouse, packages, picked lots and tracking.",
-        routers=[*routers, ops.router],
+        routers=[*routers, *return_routers, ops.router],
         on_start=on_start,
     )
     app.state.carriers = carriers

@@ -4,6 +4,14 @@
 and the simulated carrier's feeder both call it. Per scan it de-duplicates, stores the
 scan, recomputes the shipment's status and ETA from its whole history (so scans may
 arrive in any order), and stages the events in the same transaction.
+
+This service alone decides a shipment's status. Every event that states it
+(`tracking_updated`, `cancelled`) carries it with the shipment's `revision`, which
+grows by one per such event, so followers apply the highest revision they have seen
+and never order scans themselves.
+
+Return shipments (direction "return") go through the same ingestion and status rule;
+they publish `shipment.return_shipment.*` events only.
 """
 
 from __future__ import annotations
@@ -11,54 +19,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.events import (
     LotQuantity,
+    ReturnShipmentTrackingUpdated,
     ShipmentDelivered,
     ShipmentException,
     ShipmentReturnedToSender,
     ShipmentTrackingUpdated,
 )
 from services.common.outbox import stage
-from services.shipment.carriers.base import (
-    TERMINAL,
-    CarrierAdapter,
-    NormalizedStatus,
-    TrackingEventIn,
-    UnknownStatusCode,
-)
-from services.shipment.models import Shipment, TrackingEvent
+from services.common.statuses import SHIPMENT_FINAL, SHIPMENT_NOT_DISPATCHED, ShipmentStatus
+from services.shipment.carriers.base import CarrierAdapter, TrackingEventIn, UnknownStatusCode
+from services.shipment.models import RETURN, Shipment, TrackingEvent
 from services.shipment.timing import end_of_day, next_business_day, utc_day
 
-
-class ShipmentStatus(StrEnum):
-    """A shipment's status: the normalized tracking scale plus `cancelled` (before dispatch)."""
-
-    PENDING = "pending"
-    INFO_RECEIVED = "info_received"
-    IN_TRANSIT = "in_transit"
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    ATTEMPT_FAILED = "attempt_failed"
-    AVAILABLE_FOR_PICKUP = "available_for_pickup"
-    DELIVERED = "delivered"
-    EXCEPTION = "exception"
-    RETURNED_TO_SENDER = "returned_to_sender"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-
-CANCELLED = ShipmentStatus.CANCELLED.value
-FINAL_STATUSES: frozenset[str] = frozenset({*TERMINAL, CANCELLED})
-CANCELLABLE: frozenset[str] = frozenset({NormalizedStatus.PENDING, NormalizedStatus.INFO_RECEIVED})
-# Scans that show the carrier has the parcel: the first one dispatches the shipment.
-NOT_DISPATCHING: frozenset[str] = frozenset(
-    {NormalizedStatus.PENDING, NormalizedStatus.INFO_RECEIVED, NormalizedStatus.EXPIRED}
-)
+# Scans that do not show the carrier has the parcel: the first other one dispatches it.
+NOT_DISPATCHING: frozenset[ShipmentStatus] = SHIPMENT_NOT_DISPATCHED | {ShipmentStatus.EXPIRED}
 
 
 # --- packing --------------------------------------------------------------------
@@ -80,20 +61,52 @@ class Parcel:
 
 
 class TooManyPackages(ValueError):
-    pass
+    """The lines need more parcels than one shipment may have."""
+
+    def __init__(self, needed: int, allowed: int, total_grams: int, max_grams: int) -> None:
+        super().__init__(
+            f"the lines weigh {total_grams / 1000:g} kg and need {needed} packages of at most "
+            f"{max_grams / 1000:g} kg; a shipment may have at most {allowed}"
+        )
+        self.needed, self.allowed = needed, allowed
+
+
+def count_parcels(lines: Sequence[PackLine], max_grams: int) -> int:
+    """How many parcels `pack` fills for `lines`, counted without filling them (so an
+    order of millions of units is refused as fast as a small one)."""
+    count, room, open_parcel = 0, 0, False
+    for line in sorted(lines, key=lambda ln: ln.line_no):
+        weight, units = line.unit_weight_grams, line.quantity
+        if weight > max_grams:
+            count, open_parcel = count + units, False
+            continue
+        if open_parcel:
+            fit = min(room // weight, units)
+            units, room = units - fit, room - fit * weight
+        if units == 0:
+            continue
+        per_parcel = max_grams // weight
+        full, rest = divmod(units, per_parcel)
+        count += full + (1 if rest else 0)
+        room = max_grams - (rest or per_parcel) * weight
+        open_parcel = True
+    return count
 
 
 def pack(lines: Sequence[PackLine], max_grams: int, max_packages: int) -> list[Parcel]:
     """Fill parcels in line order up to `max_grams`, splitting lines across parcels.
 
-    A unit heavier than the limit travels alone in its own (overweight) parcel.
+    A unit heavier than the limit travels alone in its own (overweight) parcel. More
+    than `max_packages` parcels is TooManyPackages, raised before any is filled.
     """
+    needed = count_parcels(lines, max_grams)
+    if needed > max_packages:
+        total = sum(line.quantity * line.unit_weight_grams for line in lines)
+        raise TooManyPackages(needed, max_packages, total, max_grams)
     parcels: list[Parcel] = []
     current: Parcel | None = None
 
     def open_parcel() -> Parcel:
-        if len(parcels) >= max_packages:
-            raise TooManyPackages(f"the lines need more than {max_packages} packages")
         parcel = Parcel(number=len(parcels) + 1)
         parcels.append(parcel)
         return parcel
@@ -132,7 +145,7 @@ def pack(lines: Sequence[PackLine], max_grams: int, max_packages: int) -> list[P
 class EventFact:
     """What the status machine needs of a stored scan; `seq` breaks occurred_at ties."""
 
-    status: NormalizedStatus
+    status: ShipmentStatus
     occurred_at: datetime
     seq: int
     delayed: bool = False
@@ -159,9 +172,9 @@ def derive_status(current: str, events: Sequence[EventFact]) -> str:
     Otherwise a terminal scan decides (the earliest one, whatever arrived later), and
     without one the latest scan by occurred_at does: late scans are history only.
     """
-    if current in FINAL_STATUSES or not events:
+    if current in SHIPMENT_FINAL or not events:
         return current
-    terminal = [e for e in events if e.status in TERMINAL]
+    terminal = [e for e in events if e.status in SHIPMENT_FINAL]
     if terminal:
         return min(terminal, key=_order).status.value
     return max(events, key=_order).status.value
@@ -175,19 +188,19 @@ def compute_eta(status: str, promised: date, events: Sequence[EventFact]) -> dat
     the promised date plus one business day per delay or exception scan, and never
     before the latest scan (then: end of the next business day after it).
     """
-    if status == NormalizedStatus.DELIVERED:
-        delivered = [e for e in events if e.status is NormalizedStatus.DELIVERED]
+    if status == ShipmentStatus.DELIVERED:
+        delivered = [e for e in events if e.status is ShipmentStatus.DELIVERED]
         return min(delivered, key=_order).occurred_at if delivered else None
-    if status in FINAL_STATUSES:
+    if status in SHIPMENT_FINAL:
         return None
     eta_day = promised
     if events:
         latest = max(events, key=_order)
-        if latest.status is NormalizedStatus.OUT_FOR_DELIVERY:
+        if latest.status is ShipmentStatus.OUT_FOR_DELIVERY:
             return end_of_day(utc_day(latest.occurred_at))
-        if latest.status is NormalizedStatus.ATTEMPT_FAILED:
+        if latest.status is ShipmentStatus.ATTEMPT_FAILED:
             return end_of_day(next_business_day(utc_day(latest.occurred_at)))
-        setbacks = sum(1 for e in events if e.delayed or e.status is NormalizedStatus.EXCEPTION)
+        setbacks = sum(1 for e in events if e.delayed or e.status is ShipmentStatus.EXCEPTION)
         for _ in range(setbacks):
             eta_day = next_business_day(eta_day)
         if end_of_day(eta_day) < latest.occurred_at:
@@ -199,20 +212,20 @@ def derive(current: str, promised: date, events: Sequence[EventFact]) -> Derived
     """Status, ETA and milestone times of a shipment from its scans."""
     status = derive_status(current, events)
     dispatching = [e.occurred_at for e in events if e.status not in NOT_DISPATCHING]
-    delivered = [e for e in events if e.status is NormalizedStatus.DELIVERED]
-    returned = [e for e in events if e.status is NormalizedStatus.RETURNED_TO_SENDER]
+    delivered = [e for e in events if e.status is ShipmentStatus.DELIVERED]
+    returned = [e for e in events if e.status is ShipmentStatus.RETURNED_TO_SENDER]
     return Derived(
         status=status,
         eta=compute_eta(status, promised, events),
         dispatched_at=min(dispatching) if dispatching else None,
         delivered_at=(
             min(delivered, key=_order).occurred_at
-            if status == NormalizedStatus.DELIVERED and delivered
+            if status == ShipmentStatus.DELIVERED and delivered
             else None
         ),
         returned_at=(
             min(returned, key=_order).occurred_at
-            if status == NormalizedStatus.RETURNED_TO_SENDER and returned
+            if status == ShipmentStatus.RETURNED_TO_SENDER and returned
             else None
         ),
         last_event_at=max(e.occurred_at for e in events) if events else None,
@@ -269,7 +282,7 @@ async def _history(session: AsyncSession, shipment_id: str) -> list[EventFact]:
             TrackingEvent.status, TrackingEvent.occurred_at, TrackingEvent.id, TrackingEvent.delayed
         ).where(TrackingEvent.shipment_id == shipment_id)
     )
-    return [EventFact(NormalizedStatus(r[0]), r[1], r[2], r[3]) for r in rows]
+    return [EventFact(ShipmentStatus(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
 async def lock_shipments(
@@ -311,6 +324,8 @@ async def ingest(
         try:
             status = adapter.normalize(event.raw_code)
         except UnknownStatusCode:
+            status = None
+        if status is None or status is ShipmentStatus.CANCELLED:  # only we cancel
             outcomes.append(
                 Outcome(index, event.tracking_number, event.event_id, "unknown_status_code")
             )
@@ -358,6 +373,13 @@ async def ingest(
     return outcomes
 
 
+def next_revision(shipment: Shipment) -> int:
+    """Count one more published status of `shipment` (its row is locked by the caller):
+    every event stating its status carries the count, so followers keep the highest."""
+    shipment.revision += 1
+    return shipment.revision
+
+
 async def _apply(
     session: AsyncSession,
     source: str,
@@ -377,24 +399,19 @@ async def _apply(
         shipment.returned_at = derived.returned_at
     shipment.updated_at = now
     row.status_after = shipment.status
+    if shipment.direction == RETURN:
+        await _stage_return_scan(session, source, shipment, row)
+        return
     await stage(
         session,
         source,
         ShipmentTrackingUpdated(
-            shipment_id=shipment.id,
-            order_id=shipment.order_id,
-            tracking_number=shipment.tracking_number,
-            event_id=str(row.id),
-            event_status=row.status,
-            status=shipment.status,
-            occurred_at=row.occurred_at.isoformat(),
-            location=location_text(row.city, row.region, row.country),
-            description=row.description,
+            **_scan_fields(shipment, row),
             eta=shipment.eta.isoformat() if shipment.eta else None,
         ),
         subject=shipment.id,
     )
-    if shipment.status == NormalizedStatus.EXCEPTION and not shipment.exception_notified:
+    if shipment.status == ShipmentStatus.EXCEPTION and not shipment.exception_notified:
         shipment.exception_notified = True
         await stage(
             session,
@@ -402,12 +419,13 @@ async def _apply(
             ShipmentException(
                 shipment_id=shipment.id,
                 order_id=shipment.order_id,
+                customer_id=shipment.customer_id,
                 status=shipment.status,
                 description=row.description or "delivery exception",
             ),
             subject=shipment.id,
         )
-    if shipment.status == NormalizedStatus.DELIVERED and not shipment.delivered_notified:
+    if shipment.status == ShipmentStatus.DELIVERED and not shipment.delivered_notified:
         shipment.delivered_notified = True
         delivered_at = shipment.delivered_at or row.occurred_at
         await stage(
@@ -416,11 +434,12 @@ async def _apply(
             ShipmentDelivered(
                 shipment_id=shipment.id,
                 order_id=shipment.order_id,
+                customer_id=shipment.customer_id,
                 delivered_at=delivered_at.isoformat(),
             ),
             subject=shipment.id,
         )
-    if shipment.status == NormalizedStatus.RETURNED_TO_SENDER and not shipment.returned_notified:
+    if shipment.status == ShipmentStatus.RETURNED_TO_SENDER and not shipment.returned_notified:
         shipment.returned_notified = True
         await stage(
             session,
@@ -433,3 +452,35 @@ async def _apply(
             ),
             subject=shipment.id,
         )
+
+
+def _scan_fields(shipment: Shipment, row: TrackingEvent) -> dict[str, Any]:
+    """What both tracking-updated events say of an accepted scan (counts a revision)."""
+    return {
+        "revision": next_revision(shipment),
+        "shipment_id": shipment.id,
+        "order_id": shipment.order_id,
+        "customer_id": shipment.customer_id,
+        "tracking_number": shipment.tracking_number,
+        "event_id": str(row.id),
+        "event_status": row.status,
+        "status": shipment.status,
+        "occurred_at": row.occurred_at.isoformat(),
+        "location": location_text(row.city, row.region, row.country),
+        "description": row.description,
+    }
+
+
+async def _stage_return_scan(
+    session: AsyncSession, source: str, shipment: Shipment, row: TrackingEvent
+) -> None:
+    """A return shipment's scan: one `shipment.return_shipment.tracking_updated`, never
+    an outbound event (the order workflow and the order service follow those). Its
+    `delivered` status means the goods reached the warehouse."""
+    assert shipment.return_id is not None
+    await stage(
+        session,
+        source,
+        ReturnShipmentTrackingUpdated(**_scan_fields(shipment, row), return_id=shipment.return_id),
+        subject=shipment.id,
+    )

@@ -11,7 +11,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.tables import BigId, UtcDateTime
 
-ACTIVE_SHIPMENT = sa.text("status != 'cancelled'")
+ACTIVE_OUTBOUND = sa.text("status != 'cancelled' AND direction = 'outbound'")
+ACTIVE_RETURN = sa.text("status != 'cancelled' AND direction = 'return'")
+
+OUTBOUND = "outbound"
+RETURN = "return"
 
 
 class Base(DeclarativeBase):
@@ -19,18 +23,32 @@ class Base(DeclarativeBase):
 
 
 class Shipment(Base):
-    """What one warehouse sends for one order, with one carrier and tracking number."""
+    """What one warehouse sends for one order, with one carrier and tracking number.
+
+    A return shipment (`direction` "return", `return_id` set) is a row of the same
+    table, so scans, the webhook, the simulator and revisions serve both: it carries
+    goods of one return from the customer back to `warehouse_id`, and its `ship_to_*`
+    columns hold the address the parcel is collected from (the outbound ship-to).
+    """
 
     __tablename__ = "shipments"
     __table_args__ = (
-        # At most one live shipment per (order, warehouse); cancelled ones may be replaced.
+        # At most one live outbound shipment per (order, warehouse); cancelled ones may
+        # be replaced. Return shipments: at most one live one per return.
         sa.Index(
             "uq_shipments_order_warehouse_active",
             "order_id",
             "warehouse_id",
             unique=True,
-            sqlite_where=ACTIVE_SHIPMENT,
-            postgresql_where=ACTIVE_SHIPMENT,
+            sqlite_where=ACTIVE_OUTBOUND,
+            postgresql_where=ACTIVE_OUTBOUND,
+        ),
+        sa.Index(
+            "uq_shipments_return_active",
+            "return_id",
+            unique=True,
+            sqlite_where=ACTIVE_RETURN,
+            postgresql_where=ACTIVE_RETURN,
         ),
         sa.Index("ix_shipments_customer_created", "customer_id", "created_at"),
         sa.Index("ix_shipments_created", "created_at", "id"),
@@ -39,6 +57,8 @@ class Shipment(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(64), index=True)
+    direction: Mapped[str] = mapped_column(String(16), default=OUTBOUND)
+    return_id: Mapped[str | None] = mapped_column(String(36))
     customer_id: Mapped[str] = mapped_column(String(64))
     warehouse_id: Mapped[str] = mapped_column(String(64))
     carrier: Mapped[str] = mapped_column(String(32))
@@ -65,6 +85,8 @@ class Shipment(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # How many events stating this shipment's status it has published (see domain.py).
+    revision: Mapped[int] = mapped_column(Integer, default=0)
     # Each milestone event is published at most once per shipment.
     exception_notified: Mapped[bool] = mapped_column(Boolean, default=False)
     delivered_notified: Mapped[bool] = mapped_column(Boolean, default=False)

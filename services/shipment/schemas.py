@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,15 +37,33 @@ class Address(BaseModel):
         return value.upper()
 
 
+class _Numbered(Protocol):
+    line_no: int
+
+
+N = TypeVar("N", bound=_Numbered)
+
+
+def unique_line_nos(lines: list[N]) -> list[N]:
+    numbers = [line.line_no for line in lines]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("line_no must be unique within a shipment")
+    return lines
+
+
+# The largest value the INTEGER columns hold (PostgreSQL's int4).
+INT4_MAX = 2**31 - 1
+
+
 class LotIn(BaseModel):
     lot: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(gt=0)
+    quantity: int = Field(gt=0, le=100_000)
 
 
 class LineIn(BaseModel):
     """An order line in this shipment and the lots it was picked from."""
 
-    line_no: int = Field(ge=1)
+    line_no: int = Field(ge=1, le=INT4_MAX)
     sku: str = Field(min_length=1, max_length=64)
     quantity: int = Field(gt=0, le=100_000)
     unit_weight_grams: int | None = Field(
@@ -91,10 +109,7 @@ class ShipmentCreate(BaseModel):
     @field_validator("lines")
     @classmethod
     def _unique_lines(cls, lines: list[LineIn]) -> list[LineIn]:
-        numbers = [line.line_no for line in lines]
-        if len(set(numbers)) != len(numbers):
-            raise ValueError("line_no must be unique within a shipment")
-        return lines
+        return unique_line_nos(lines)
 
 
 class CancelIn(BaseModel):
@@ -163,6 +178,10 @@ class ShipmentOut(BaseModel):
     tracking_number: str
     label_url: str | None
     status: str
+    revision: int = Field(
+        description="how many status-bearing events the shipment has published; "
+        "an event's `revision` is this count when it was staged"
+    )
     promised_date: date
     eta: datetime | None
     ship_to: Address
@@ -245,3 +264,90 @@ class SimulationOut(BaseModel):
     scenario: Scenario | None
     seed: int
     scans: list[PlannedScanOut]
+
+
+# --- return shipments -----------------------------------------------------------
+
+ReturnScenarioName = Literal["happy", "delay", "exception", "lost", "manual"]
+
+
+class ReturnSimulationIn(BaseModel):
+    """Pin the simulated carrier's return scenario ("lost" never arrives, "manual" plans
+    nothing)."""
+
+    scenario: ReturnScenarioName
+
+
+class ReturnLineIn(BaseModel):
+    """A quantity of one outbound shipment line that goes back."""
+
+    line_no: int = Field(ge=1, le=INT4_MAX)
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=100_000)
+
+
+class ReturnShipmentCreate(BaseModel):
+    return_id: str = Field(min_length=1, max_length=36)
+    order_id: str = Id
+    customer_id: str = Id
+    warehouse_id: str = Field(min_length=1, max_length=32)
+    carrier: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="defaults to the carrier of the outbound shipment",
+    )
+    lines: list[ReturnLineIn] = Field(min_length=1, max_length=500)
+    simulation: ReturnSimulationIn | None = None
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_lines(cls, lines: list[ReturnLineIn]) -> list[ReturnLineIn]:
+        return unique_line_nos(lines)
+
+
+class ReturnLineOut(BaseModel):
+    line_no: int
+    sku: str
+    quantity: int
+    unit_weight_grams: int
+
+
+class ReturnShipmentOut(BaseModel):
+    """A return parcel from the customer (`ship_from`) back to `warehouse_id`."""
+
+    id: str
+    return_id: str
+    order_id: str
+    customer_id: str
+    warehouse_id: str
+    carrier: str
+    service_level: str
+    tracking_number: str
+    label_url: str | None
+    status: str = Field(description="`delivered`: the goods reached the warehouse")
+    revision: int = Field(
+        description="how many status-bearing events the shipment has published; "
+        "an event's `revision` is this count when it was staged"
+    )
+    promised_date: date
+    eta: datetime | None
+    ship_from: Address
+    lines: list[ReturnLineOut]
+    packages: list[PackageOut]
+    simulation_scenario: str | None
+    created_at: datetime
+    dispatched_at: datetime | None
+    delivered_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    last_event_at: datetime | None
+
+
+class ReturnShipment(ReturnShipmentOut):
+    events: list[TrackingEventOut]
+
+
+class ReturnShipmentPage(BaseModel):
+    items: list[ReturnShipmentOut]
+    next_cursor: str | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import jwt
 import pytest
@@ -143,14 +144,7 @@ async def test_correlation_id_is_echoed_and_carried_by_the_event(stack: Stack, b
     assert r.status_code == 202, r.text
     assert r.headers["x-correlation-id"] == "ticket-4711"
 
-    async def published() -> Envelope | None:
-        try:
-            msg = await bus.js.get_last_msg("ORDER", "order.ping.requested")
-        except NotFoundError:
-            return None
-        return Envelope.model_validate_json(msg.data or b"")
-
-    envelope = await eventually(published, message="ping event on the stream")
+    envelope = await eventually(lambda: last_ping_event(bus), message="ping event on the stream")
     assert envelope.subject == r.json()["id"]
     assert envelope.correlationid == "ticket-4711"
 
@@ -158,3 +152,51 @@ async def test_correlation_id_is_echoed_and_carried_by_the_event(stack: Stack, b
     generated = other.headers["x-correlation-id"]
     assert generated and generated != "ticket-4711"
     assert (await svc.http.get("/healthz")).headers["x-correlation-id"] != generated
+
+
+@pytest.mark.parametrize(
+    "unusable",
+    ["x" * 129, "ticket 4711", "tick\u00e9t", "a,b", "<script>"],
+    ids=["too-long", "space", "non-ascii", "comma", "markup"],
+)
+async def test_an_unusable_correlation_id_is_replaced(
+    stack: Stack, bus: Bus, unusable: str
+) -> None:
+    """An X-Correlation-ID longer than 128 characters or outside `[A-Za-z0-9._:@/+=-]` is
+    ignored: the response and the staged event carry a fresh id instead, so nothing a
+    caller sends grows every event of the unit of work."""
+    svc = await stack.start("order")
+    r = await svc.http.post(
+        "/diagnostics/pings",
+        json={"message": "hi"},
+        headers={
+            **auth("ops"),
+            "Idempotency-Key": "k1",
+            "X-Correlation-ID": unusable.encode(),
+        },
+    )
+    assert r.status_code == 202, r.text
+    replaced = r.headers["x-correlation-id"]
+    assert replaced != unusable and len(replaced) <= 128
+    uuid.UUID(replaced)
+
+    envelope = await eventually(lambda: last_ping_event(bus), message="ping event on the stream")
+    assert envelope.correlationid == replaced
+
+
+async def test_the_longest_correlation_id_is_kept(stack: Stack) -> None:
+    """128 characters of the allowed set (a W3C traceparent, say) still pass through."""
+    svc = await stack.start("order")
+    longest = "00-" + "a" * 32 + "-" + "b" * 16 + "-01:" + "T" * 72
+    assert len(longest) == 128
+    r = await svc.http.get("/healthz", headers={"X-Correlation-ID": longest})
+    assert r.headers["x-correlation-id"] == longest
+
+
+async def last_ping_event(bus: Bus) -> Envelope | None:
+    """The newest `order.ping.requested` envelope on the stream, if any."""
+    try:
+        msg = await bus.js.get_last_msg("ORDER", "order.ping.requested")
+    except NotFoundError:
+        return None
+    return Envelope.model_validate_json(msg.data or b"")

@@ -36,6 +36,26 @@ def test_token_carries_role_and_scope_claims() -> None:
     assert principal.role is Role.CUSTOMER and principal.customer_id == "c-42"
 
 
+def test_staff_tokens_name_a_stable_user() -> None:
+    """Two `waybill token` runs for one staff user carry one subject (`<role>:<user>`), so a
+    retry with a refreshed token is the same caller; another user is another subject."""
+    env = {"WAYBILL_JWT_SECRET": JWT_SECRET}
+    tokens = [
+        run("token", "--role", "coordinator", "--user", user, "--ttl", ttl, env=env)
+        for user, ttl in (("carla", "60"), ("carla", "120"), ("dan", "60"))
+    ]
+    assert all(t.returncode == 0 for t in tokens), [t.stderr for t in tokens]
+    subjects = [decode_token(JWT_SECRET, t.stdout.strip()).subject for t in tokens]
+    assert subjects == ["coordinator:carla", "coordinator:carla", "coordinator:dan"]
+    default = run("token", "--role", "ops", env=env)
+    again = run("token", "--role", "ops", "--ttl", "60", env=env)
+    assert decode_token(JWT_SECRET, default.stdout.strip()).subject.startswith("ops:")
+    assert (
+        decode_token(JWT_SECRET, default.stdout.strip()).subject
+        == decode_token(JWT_SECRET, again.stdout.strip()).subject
+    )
+
+
 def test_token_for_customer_without_id_is_refused() -> None:
     out = run("token", "--role", "customer", env={"WAYBILL_JWT_SECRET": JWT_SECRET})
     assert out.returncode == 2

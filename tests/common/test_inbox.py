@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,19 +15,10 @@ from services.common.bus import Bus
 from services.common.db import Database
 from services.common.envelope import Envelope
 from services.common.events import PingRequested
-from services.common.inbox import Handler, InboxConsumer
-from services.common.migrate import upgrade_to_head
+from services.common.inbox import Handler, InboxConsumer, PermanentError
 from services.common.tables import inbox
 from services.order.models import Ping
-from tests.harness import Databases, eventually
-
-
-@pytest.fixture
-async def order_db(databases: Databases) -> AsyncIterator[Database]:
-    db = Database(await databases.new("order"))
-    await upgrade_to_head(db, "order")
-    yield db
-    await db.dispose()
+from tests.harness import eventually
 
 
 async def publish(bus: Bus, envelope: Envelope, msg_id: str | None = None) -> None:
@@ -189,3 +179,115 @@ async def test_malformed_message_is_dead_lettered_at_once(bus: Bus, order_db: Da
     assert parked.data == b"not json"
     assert "not a CloudEvents envelope" in parked.headers["Waybill-Error"]
     assert parked.headers["Waybill-Deliveries"] == "1"
+
+
+async def test_transient_failures_retry_past_any_attempt_limit(
+    bus: Bus, order_db: Database
+) -> None:
+    """A dependency that refuses connections for longer than the unknown-error budget:
+    the message is retried (back-off capped) until it passes, and nothing is parked."""
+    await bus.ensure_domain_stream("order")
+    await bus.ensure_deadletter_stream()
+    attempts: list[int] = []
+
+    async def handle(session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        attempts.append(1)
+        if len(attempts) <= 8:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    consumer = InboxConsumer(
+        db=order_db,
+        bus=bus,
+        service="test",
+        name="outage",
+        max_deliver=3,
+        backoff_seconds=0.02,
+        backoff_max_seconds=0.1,
+        handlers={PingRequested: handle},
+    )
+    task = await run_consumer(consumer)
+    envelope = ping_envelope(str(uuid.uuid4()))
+    await publish(bus, envelope)
+    await eventually(lambda: consumer.health.last_error, message="a failure noted")
+    assert consumer.health.failing, "the failing message is counted as retrying"
+    assert "ConnectionRefusedError" in (consumer.health.last_error or "")
+    await eventually(lambda: len(attempts) == 9, message="ninth attempt succeeds")
+    await eventually(lambda: not consumer.health.failing, message="no longer retrying")
+    task.cancel()
+    info = await bus.js.consumer_info("ORDER", "test-outage")
+    assert info.config.max_deliver == -1
+    assert consumer.health.dead_lettered == 0
+    dlq = await bus.js.stream_info("DEADLETTER")
+    assert dlq.state.messages == 0
+
+
+@pytest.mark.parametrize("kind", ["permanent", "validation"])
+async def test_permanent_failure_is_dead_lettered_at_once(
+    bus: Bus, order_db: Database, kind: str
+) -> None:
+    """`PermanentError` or a pydantic ValidationError: one attempt, then the DLQ."""
+    await bus.ensure_domain_stream("order")
+    await bus.ensure_deadletter_stream()
+    attempts: list[int] = []
+
+    async def handle(session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        attempts.append(1)
+        if kind == "permanent":
+            raise PermanentError("never")
+        PingRequested.model_validate({"ping_id": 5})
+
+    dlq = await bus.nc.subscribe(f"deadletter.test.{kind}")
+    consumer = InboxConsumer(
+        db=order_db,
+        bus=bus,
+        service="test",
+        name=kind,
+        max_deliver=5,
+        backoff_seconds=0.02,
+        handlers={PingRequested: handle},
+    )
+    task = await run_consumer(consumer)
+    await publish(bus, ping_envelope(str(uuid.uuid4())))
+    parked = await dlq.next_msg(timeout=20)
+    task.cancel()
+    assert attempts == [1]
+    assert parked.headers["Waybill-Deliveries"] == "1"
+    assert parked.headers["Waybill-Failure"] == "permanent"
+    assert parked.headers["Waybill-First-Failure"]
+
+
+async def test_a_failure_holds_back_the_entitys_later_messages(
+    bus: Bus, order_db: Database
+) -> None:
+    """Two events about one entity in one batch: while the first fails, the second
+    waits, so the handler always sees them in stream order."""
+    await bus.ensure_domain_stream("order")
+    await bus.ensure_deadletter_stream()
+    seen: list[str] = []
+    failed: list[str] = []
+
+    async def handle(session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        if envelope.data["message"] == "first" and len(failed) < 2:
+            failed.append(envelope.id)
+            raise TimeoutError("slow dependency")
+        seen.append(envelope.data["message"])
+
+    entity = str(uuid.uuid4())
+    for message in ("first", "second"):
+        event = PingRequested(ping_id=entity, message=message)
+        await publish(
+            bus,
+            Envelope.new(source="/t", type=event.TYPE, subject=entity, data=event.model_dump()),
+        )
+    consumer = InboxConsumer(
+        db=order_db,
+        bus=bus,
+        service="test",
+        name="order",
+        backoff_seconds=0.05,
+        handlers={PingRequested: handle},
+    )
+    task = await run_consumer(consumer)
+    await eventually(lambda: len(seen) == 2, message="both handled")
+    task.cancel()
+    assert seen == ["first", "second"]

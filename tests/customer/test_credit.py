@@ -155,7 +155,7 @@ async def test_one_decision_per_order(customer_svc: RunningService) -> None:
     # The same order with another amount or customer is a caller bug, not a new check.
     other = await create(customer_svc, body("Other"))
     for target, amount in ((cid, "151"), (other["id"], "150")):
-        mismatch = await check(customer_svc, target, o, amount, expect=422)
+        mismatch = await check(customer_svc, target, o, amount, expect=409)
         assert mismatch["code"] == "credit_check_mismatch"
 
 
@@ -182,7 +182,7 @@ async def test_credit_check_errors(customer_svc: RunningService) -> None:
     o = order_id()
     missing = await check(customer_svc, str(uuid.uuid4()), o, "10", expect=404)
     assert missing["code"] == "not_found"
-    for amount in ("0", "-5", "1.234", "abc"):
+    for amount in ("-5", "1.234", "abc"):
         invalid = await check(customer_svc, customer["id"], o, amount, expect=422)
         assert invalid["code"] == "validation_error"
     for role in ("coordinator", "ops"):
@@ -194,6 +194,26 @@ async def test_credit_check_errors(customer_svc: RunningService) -> None:
         assert r.status_code == 403
     # None of the failures stored a decision for the order.
     assert (await check(customer_svc, customer["id"], o, "10"))["decision"] == "approved"
+
+
+async def test_a_free_order_is_approved(customer_svc: RunningService) -> None:
+    """Amount 0 takes no credit: approved even for a customer over its limit or on hold."""
+    customer = await create(customer_svc, body(credit_limit="100"))
+    await check(customer_svc, customer["id"], order_id(), "100")  # the limit is used up
+    free = await check(customer_svc, customer["id"], order_id(), "0")
+    assert (free["decision"], free["reason_code"], free["amount"]) == (
+        "approved",
+        "free_order",
+        "0.00",
+    )
+    r = await customer_svc.http.patch(
+        f"/customers/{customer['id']}",
+        json={"credit_hold": True},
+        headers={**auth("coordinator"), "If-Match": f'"{customer["version"]}"'},
+    )
+    assert r.status_code == 200, r.text
+    held = await check(customer_svc, customer["id"], order_id(), "0.00")
+    assert held["decision"] == "approved"
 
 
 async def test_customer_reads_its_own_credit(customer_svc: RunningService) -> None:

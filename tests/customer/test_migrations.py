@@ -26,6 +26,9 @@ CUSTOMER_TABLES = {
     "customer_search_grams",
     "credit_checks",
     "customer_open_orders",
+    "notices",
+    "interactions",
+    "customer_shipments",
 }
 
 

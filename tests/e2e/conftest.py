@@ -15,9 +15,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from cli.demo import Api, seed
+from services.common.workflow_names import OrderWorkflow
 from services.shipment.carriers.base import SIGNATURE_HEADER, sign
 from tests.harness import Stack, eventually, token
-from workflows.demo import Api, seed
 
 HISTORIES = Path(__file__).parent.parent / "workflows" / "histories"
 
@@ -115,6 +116,29 @@ class World:
         body: dict[str, Any] = r.json()
         return body
 
+    async def return_shipment(self, return_id: str, seconds: float = 30) -> dict[str, Any]:
+        """The return's live return shipment, once its workflow has bought the label."""
+
+        async def bought() -> dict[str, Any] | None:
+            page = await self.api.call(
+                "shipment", "GET", "/return-shipments", params={"return_id": return_id}
+            )
+            live = [s for s in page["items"] if s["status"] != "cancelled"]
+            return live[0] if live else None
+
+        result: dict[str, Any] = await eventually(
+            bought, seconds, 0.1, f"return shipment of {return_id}"
+        )
+        return result
+
+    async def scan_return(
+        self, return_id: str, *codes: str, start: datetime | None = None
+    ) -> dict[str, Any]:
+        """Push carrier scans for the return's return shipment (e.g. "IR", "PU", "DL":
+        delivered at the warehouse, the receipt signal); returns the webhook's answer."""
+        shipment = await self.return_shipment(return_id)
+        return await self.scan(shipment["tracking_number"], *codes, start=start)
+
     async def receive(self, warehouse_id: str, sku: str, lot: str, quantity: int) -> None:
         """Book goods in (a fresh Idempotency-Key each time)."""
         await self.api.call(
@@ -131,7 +155,9 @@ class World:
         workflow still replays what is already running."""
         if not os.environ.get("WAYBILL_RECORD_HISTORIES"):
             return
-        history = await self.temporal.get_workflow_handle(f"order-{order_id}").fetch_history()
+        history = await self.temporal.get_workflow_handle(
+            OrderWorkflow.id(order_id)
+        ).fetch_history()
         HISTORIES.mkdir(exist_ok=True)
         (HISTORIES / f"order_{name}.json").write_text(history.to_json())
 

@@ -6,6 +6,8 @@ The carrier here scans only when the test pushes its webhook, so every path is e
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,9 +15,12 @@ import pytest
 from services.common import telemetry
 from services.common.bus import Bus
 from services.common.envelope import Envelope
+from services.common.workflow_names import OrderWorkflow
+from services.order import stock
 from tests.conftest import TRACE_DIR
 from tests.e2e.conftest import World
 from tests.harness import auth, eventually
+from workflows.order.models import ShipmentSignal
 
 pytestmark = pytest.mark.settings(
     shipment={"simulator_enabled": False},
@@ -35,6 +40,9 @@ async def test_happy_path_to_delivered(world: World) -> None:
         ("COFFEE-1KG", "L-2601"),
         ("MUG-CERAMIC", "M-0001"),
     }
+    # Packed at the catalogue's weights (2 x 1000 g + 350 g), not the 500 g default.
+    detail = await world.api.call("shipment", "GET", f"/shipments/{shipment['shipment_id']}")
+    assert [p["weight_grams"] for p in detail["packages"]] == [2350]
     await world.scan(shipment["tracking_number"], *DELIVER)
     await world.wait_status(order_id, "completed")
 
@@ -274,8 +282,6 @@ async def test_duplicate_and_out_of_order_tracking(world: World) -> None:
     await world.scan(tn, "IR", "PU", "DL", ids=[f"{tn}-{i}" for i in ids])
     await world.scan(tn, "IR", "PU", "DL", ids=[f"{tn}-{i}" for i in ids])  # duplicates
     final = await world.wait_status(order_id, "completed")
-    from datetime import UTC, datetime, timedelta
-
     await world.scan(tn, "AR", start=datetime.now(UTC) - timedelta(hours=1))  # late, older
 
     async def late_one_recorded() -> dict[str, Any] | None:
@@ -342,3 +348,98 @@ async def test_timeouts_cancel_or_ship_partial(world: World) -> None:
     await world.scan(shipment["tracking_number"], *DELIVER)
     final = await world.wait_status(partial, "completed")
     assert "backorder_dropped" in [t["kind"] for t in final["timeline"]]
+
+
+async def test_hostile_scan_order_ends_delivered_and_status_pages_agree(world: World) -> None:
+    """Scans pushed out of order, stamped against it, and twice: the shipment service
+    decides the status, and the workflow and the status page follow it."""
+    order_id = await world.place(world.acme, ("MUG-CERAMIC", 1))
+    [shipment] = await world.wait_shipments(order_id, 1)
+    tn = shipment["tracking_number"]
+    now = datetime.now(UTC)
+    await world.scan(tn, "IR", "PU", start=now - timedelta(hours=2))
+    await world.scan(tn, "OD", start=now + timedelta(hours=1), ids=[f"{tn}-od"])
+    await world.scan(tn, "DL", start=now, ids=[f"{tn}-dl"])  # pushed later, stamped earlier
+    await world.scan(tn, "OD", start=now + timedelta(hours=1), ids=[f"{tn}-od"])  # duplicate
+    await world.scan(tn, "DL", start=now, ids=[f"{tn}-dl"])  # duplicate
+    await world.scan(tn, "AR", start=now + timedelta(minutes=30))  # a stray one after it
+    final = await world.wait_status(order_id, "completed")
+    assert final["outcome"] == "delivered"
+    truth = await world.api.call("shipment", "GET", f"/shipments/{shipment['shipment_id']}")
+    assert truth["status"] == "delivered"
+    [page] = final["shipments"]
+    assert page["status"] == truth["status"]
+    customer = await world.stack.services["order"].http.get(
+        f"/orders/{order_id}/status", headers=auth("customer", customer_id=world.acme)
+    )
+    assert [s["status"] for s in customer.json()["shipments"]] == ["delivered"]
+    await world.keep_history(order_id, "hostile_scans")
+
+
+async def test_a_lot_expiring_while_the_order_waits_is_replaced_before_it_ships(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coffee was reserved while the order waited for filter paper; by the time it
+    is picked every coffee lot has expired, so the pick backorders it, and the order
+    ships once fresh coffee arrives."""
+    order_id = await world.place(world.acme, ("COFFEE-1KG", 2), ("FILTER-PAPER", 1))
+    await world.wait_status(order_id, "backordered")
+    later = stock.today() + timedelta(days=200)  # past every demo coffee lot's expiry
+    monkeypatch.setattr(stock, "today", lambda: later)
+    await world.receive("WH-NORTH", "FILTER-PAPER", "F-7", 1)
+
+    async def short_at_pick() -> bool:
+        kinds = [t["kind"] for t in (await world.status(order_id))["timeline"]]
+        return "backordered_at_pick" in kinds
+
+    await eventually(short_at_pick, message="the pick found the coffee expired")
+    await world.api.call(
+        "order",
+        "POST",
+        "/stock/receipts",
+        {
+            "warehouse_id": "WH-NORTH",
+            "sku": "COFFEE-1KG",
+            "lot": "FRESH",
+            "quantity": 5,
+            "expiry": (later + timedelta(days=60)).isoformat(),
+        },
+        key=str(uuid.uuid4()),
+    )
+    [shipment] = await world.wait_shipments(order_id, 1)
+    assert {lot["lot"] for lot in shipment["lots"] if lot["sku"] == "COFFEE-1KG"} == {"FRESH"}
+    await world.scan(shipment["tracking_number"], *DELIVER)
+    final = await world.wait_status(order_id, "completed")
+    assert final["outcome"] == "delivered"
+    await world.keep_history(order_id, "backordered_at_pick")
+
+
+async def test_the_workflow_follows_the_highest_revision_never_occurred_at(world: World) -> None:
+    """Status signals as the bridge sends them, arriving out of revision order and
+    stamped against it: the highest revision wins, whatever its `occurred_at`."""
+    order_id = await world.place(world.acme, ("MUG-CERAMIC", 1))
+    [shipment] = await world.wait_shipments(order_id, 1)
+    handle = world.temporal.get_workflow_handle(OrderWorkflow.id(order_id))
+    now = datetime.now(UTC)
+
+    async def signal(revision: int, status: str, minutes: int) -> None:
+        await handle.signal(
+            OrderWorkflow.SIGNAL_SHIPMENT_STATUS,
+            ShipmentSignal(
+                event_id=str(uuid.uuid4()),
+                shipment_id=shipment["shipment_id"],
+                status=status,
+                occurred_at=(now + timedelta(minutes=minutes)).isoformat(),
+                revision=revision,
+            ),
+        )
+
+    await signal(2, "out_for_delivery", 0)
+    await signal(1, "in_transit", 60)  # an older revision, stamped later
+    await signal(3, "delivered", -60)  # the newest revision, stamped earliest
+    final = await world.wait_status(order_id, "completed")
+    assert final["outcome"] == "delivered"
+    # The status page follows the shipment service's own events (none were sent here);
+    # what the workflow applied is in its query.
+    live = await handle.query(OrderWorkflow.QUERY_STATUS)
+    assert [s["status"] for s in live["shipments"]] == ["delivered"]

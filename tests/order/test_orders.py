@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from cli.demo import SKUS, WAREHOUSES
 from tests.harness import RunningService, Stack, auth
-from workflows.demo import SKUS, WAREHOUSES
 
 ADDRESS = {
     "name": "Jane",

@@ -49,8 +49,11 @@ async def open_backorders(order: RunningService, **filters: Any) -> list[dict[st
 
 
 async def issue(order: RunningService, order_id: str, warehouse_id: str, shipment: str) -> Any:
+    """The lots picked (the test orders' lots never expire, so nothing is backordered)."""
     source = order.runtime.source
-    return await in_tx(order, lambda s: stock.issue(s, order_id, warehouse_id, shipment, source))
+    pick = await in_tx(order, lambda s: stock.issue(s, order_id, warehouse_id, shipment, source))
+    assert not pick.backordered
+    return pick.picked
 
 
 # --- lot and warehouse choice ------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -171,3 +173,49 @@ async def stream_events(bus: Bus, subject: str) -> list[dict[str, Any]]:
         if msg.subject == subject:
             out.append(json.loads(msg.data or b""))
     return out
+
+
+async def streamed_push(
+    port: int, path: str, total: int, *, declared: int | None = None
+) -> tuple[int, str, int]:
+    """POST `total` bytes as a streaming client does: reading the answer while sending,
+    and stopping once it arrives (httpx reads only after the whole body is sent).
+    Chunked, or with a `Content-Length: declared` that need not be true.
+    Returns (status, problem code, bytes sent when the answer came)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    framing = "Transfer-Encoding: chunked" if declared is None else f"Content-Length: {declared}"
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{framing}\r\n"
+        "Content-Type: application/json\r\nX-Waybill-Signature: t=1,v1=00\r\n\r\n".encode()
+    )
+    chunk, sent = b" " * 65536, 0
+
+    async def send() -> None:
+        nonlocal sent
+        while sent < total:
+            size = min(len(chunk), total - sent)
+            piece = chunk[:size]
+            writer.write(piece if declared is not None else b"%x\r\n%s\r\n" % (size, piece))
+            await writer.drain()
+            sent += size
+        if declared is None:
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    sender = asyncio.create_task(send())
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+        so_far = sent
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        )
+        problem = json.loads(await reader.readexactly(length))
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sender
+        writer.close()
+    return int(lines[0].split()[1]), str(problem.get("code")), so_far

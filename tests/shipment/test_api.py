@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ from tests.shipment.helpers import (
     create_shipment,
     created,
     outbox_events,
+    push,
     scan,
     shipment_body,
     stream_events,
@@ -259,7 +261,16 @@ async def test_cancel_before_dispatch_then_replace(stack: Stack, svc: RunningSer
     again = await svc.http.post(f"/shipments/{s['id']}/cancel", headers=auth("service"))
     assert again.status_code == 200 and again.json()["cancelled_at"] == cancelled["cancelled_at"]
     events = await outbox_events(stack.db_urls["shipment"], "cancelled")
-    assert [e["data"] for e in events] == [{"shipment_id": s["id"], "order_id": body["order_id"]}]
+    assert [e["data"] for e in events] == [
+        {
+            "shipment_id": s["id"],
+            "order_id": body["order_id"],
+            "status": "cancelled",
+            "revision": 1,
+            "reason": "customer changed mind",
+        }
+    ]
+    assert cancelled["revision"] == 1
 
     # A cancelled shipment no longer blocks its (order, warehouse).
     replacement = await create_shipment(svc, body)
@@ -268,12 +279,20 @@ async def test_cancel_before_dispatch_then_replace(stack: Stack, svc: RunningSer
     assert missing.status_code == 404
 
 
-async def test_cancel_after_info_received_ok_after_pickup_409(svc: RunningService) -> None:
+async def test_cancel_after_info_received_ok_after_pickup_409(
+    stack: Stack, svc: RunningService
+) -> None:
     now = datetime.now(UTC)
     early = await created(svc)
     await accepted(svc, [scan(early["tracking_number"], "IR", now - timedelta(hours=1))])
     r = await svc.http.post(f"/shipments/{early['id']}/cancel", headers=auth("service"))
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    # Without a body there is no reason; the revision follows the scan's.
+    [update] = await outbox_events(stack.db_urls["shipment"], "tracking_updated")
+    [cancel] = await outbox_events(stack.db_urls["shipment"], "cancelled")
+    assert (update["data"]["status"], update["data"]["revision"]) == ("info_received", 1)
+    assert (cancel["data"]["status"], cancel["data"]["revision"]) == ("cancelled", 2)
+    assert cancel["data"]["reason"] is None
 
     late = await created(svc)
     await accepted(
@@ -376,3 +395,34 @@ async def test_a_key_reused_after_its_answer_was_purged(svc: RunningService) -> 
     assert used.json()["code"] == "idempotency_key_used"
     fresh = await create_shipment(svc, body, key="new-key")
     assert fresh.status_code == 201 and fresh.json()["id"] != first.json()["id"]
+
+
+async def test_sizes_beyond_the_columns_are_4xx_not_500(stack: Stack, svc: RunningService) -> None:
+    """Every number and string the API takes fits its column (run on PostgreSQL too)."""
+    staff = auth("ops")
+    body = shipment_body()
+    body["lines"][0]["line_no"] = 2**31
+    r = await create_shipment(svc, body)
+    assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text
+    body = shipment_body()
+    body["lines"][1]["lots"] = [{"lot": "LOT-B1", "quantity": 2**31}]
+    body["lines"][1]["quantity"] = 2**31
+    assert (await create_shipment(svc, body)).status_code == 422
+
+    for params in ({"order_id": "o" * 65}, {"lot": "L" * 65}, {"cursor": "c" * 513}):
+        r = await svc.http.get("/shipments", params=params, headers=staff)
+        assert r.status_code == 422, (params, r.text)
+    huge_int = b"[" + b"9" * 300 + b',"x"]'
+    for raw in (json.dumps([10**40, "x"]).encode(), b'["9999-12-31T23:59:59-14:00","x"]', huge_int):
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        r = await svc.http.get("/shipments", params={"cursor": cursor}, headers=staff)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_cursor", (raw, r.text)
+    long_id = await svc.http.get("/shipments/" + "s" * 37, headers=staff)
+    assert long_id.status_code == 422
+
+    s = await created(svc)
+    for when in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1970-01-01T00:00Z"):
+        item = {**scan(s["tracking_number"], "PU", datetime.now(UTC)), "occurred_at": when}
+        r = await push(svc, [item])
+        assert r.status_code == 422 and r.json()["code"] == "invalid_webhook", (when, r.text)
+    assert await outbox_events(stack.db_urls["shipment"], "tracking_updated") == []

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from services.common.statuses import ShipmentStatus
 from services.shipment.carriers import Carriers
 from services.shipment.carriers.base import (
     Location,
-    NormalizedStatus,
     TrackingEventIn,
     UnknownStatusCode,
     WebhookPayloadError,
@@ -27,6 +28,7 @@ from services.shipment.domain import (
     PackLine,
     TooManyPackages,
     compute_eta,
+    count_parcels,
     derive,
     derive_status,
     pack,
@@ -34,7 +36,7 @@ from services.shipment.domain import (
 from services.shipment.settings import ShipmentSettings
 from services.shipment.timing import add_business_days, end_of_day, promised_date
 
-S = NormalizedStatus
+S = ShipmentStatus
 FRIDAY = date(2025, 3, 7)
 MONDAY = date(2025, 3, 10)
 
@@ -53,7 +55,7 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
-def fact(status: NormalizedStatus, when: datetime, seq: int, delayed: bool = False) -> EventFact:
+def fact(status: ShipmentStatus, when: datetime, seq: int, delayed: bool = False) -> EventFact:
     return EventFact(status, when, seq, delayed)
 
 
@@ -95,8 +97,31 @@ def test_packing_splits_lines_by_weight() -> None:
 def test_packing_oversize_units_travel_alone_and_limit_applies() -> None:
     parcels = pack([PackLine(1, "SOFA", 2, 35_000)], max_grams=20_000, max_packages=5)
     assert [(p.number, p.weight_grams) for p in parcels] == [(1, 35_000), (2, 35_000)]
-    with pytest.raises(TooManyPackages):
+    with pytest.raises(TooManyPackages) as refused:
         pack([PackLine(1, "A", 100, 1000)], max_grams=20_000, max_packages=4)
+    assert (refused.value.needed, refused.value.allowed) == (5, 4)
+    assert str(refused.value) == (
+        "the lines weigh 100 kg and need 5 packages of at most 20 kg; a shipment may have at most 4"
+    )
+
+
+def test_a_huge_order_is_counted_not_packed() -> None:
+    """Millions of overweight units are refused at once, not parcel by parcel."""
+    lines = [PackLine(n, f"S{n}", 100_000, 1_000_000) for n in range(1, 501)]
+    assert count_parcels(lines, 20_000) == 50_000_000
+    with pytest.raises(TooManyPackages):
+        pack(lines, max_grams=20_000, max_packages=999)
+
+
+def test_count_parcels_agrees_with_pack() -> None:
+    rng = random.Random(6)
+    for _ in range(2000):
+        lines = [
+            PackLine(n, "S", rng.randint(1, 40), rng.choice([1, 250, 999, 3000, 7001, 25_000]))
+            for n in range(1, rng.randint(2, 6))
+        ]
+        max_grams = rng.choice([1000, 7001, 20_000])
+        assert count_parcels(lines, max_grams) == len(pack(lines, max_grams, 10**6)), lines
 
 
 # --- status machine -------------------------------------------------------------------
@@ -223,7 +248,7 @@ def test_same_seed_same_plan_other_seed_other_plan(tmp_path: Path) -> None:
 def test_unpinned_scenarios_cover_every_kind(tmp_path: Path) -> None:
     carrier = SimulatedCarrier(settings(tmp_path))
     drawn = {carrier.plan(f"SIM{n:016d}").scenario for n in range(400)}
-    assert drawn == set(Scenario) - {Scenario.MANUAL}
+    assert drawn == set(Scenario) - {Scenario.MANUAL, Scenario.LOST}  # lost: returns only
 
 
 @pytest.mark.parametrize("scenario", list(Scenario))

@@ -149,3 +149,71 @@ async def test_a_crash_after_buying_the_label_is_finished_by_the_retry(stack: St
         await db.dispose()
     assert count == 1
     assert len(await outbox_events(stack.db_urls["shipment"], "created")) == 1
+
+
+class RecordingCarrier(SimulatedCarrier):
+    """A carrier that remembers every label request it was sent."""
+
+    code = "recording-test"
+    name = "Recording carrier (tests)"
+    requests: ClassVar[list[LabelRequest]] = []
+
+    async def create_label(self, shipment: LabelRequest) -> Label:
+        RecordingCarrier.requests.append(shipment)
+        return await super().create_label(shipment)
+
+
+@pytest.fixture
+def recording_carrier() -> Iterator[list[LabelRequest]]:
+    register(RecordingCarrier)
+    RecordingCarrier.requests = []
+    yield RecordingCarrier.requests
+    unregister(RecordingCarrier.code)
+
+
+def heavy_body(quantity: int, unit_grams: int) -> dict[str, object]:
+    """One line of `quantity` units of `unit_grams` each, for the recording carrier."""
+    line = {
+        "line_no": 1,
+        "sku": "SKU-HEAVY",
+        "quantity": quantity,
+        "unit_weight_grams": unit_grams,
+        "lots": [{"lot": "LOT-H1", "quantity": quantity}],
+    }
+    return shipment_body(carrier="recording-test", simulation=None, lines=[line])
+
+
+async def test_parcels_and_label_weigh_the_units_sent(
+    stack: Stack, recording_carrier: list[LabelRequest]
+) -> None:
+    """3 kg units pack six to a 20 kg parcel, and the carrier is told those weights."""
+    svc = await stack.start("shipment", simulator_enabled=False)
+    r = await create_shipment(svc, heavy_body(10, 3000))
+    assert r.status_code == 201, r.text
+    packages = r.json()["packages"]
+    assert [(p["weight_grams"], p["items"][0]["quantity"]) for p in packages] == [
+        (18_000, 6),
+        (12_000, 4),
+    ]
+    assert r.json()["lines"][0]["unit_weight_grams"] == 3000
+    [label] = recording_carrier
+    assert [(p.number, p.weight_grams) for p in label.packages] == [(1, 18_000), (2, 12_000)]
+
+
+async def test_too_many_packages_is_a_clear_422_that_buys_and_writes_nothing(
+    stack: Stack, recording_carrier: list[LabelRequest]
+) -> None:
+    svc = await stack.start("shipment", simulator_enabled=False, max_packages=3)
+    r = await create_shipment(svc, heavy_body(100, 3000))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["code"] == "too_many_packages"
+    assert problem["detail"] == (
+        "the lines weigh 300 kg and need 17 packages of at most 20 kg; "
+        "a shipment may have at most 3"
+    )
+    assert recording_carrier == []
+    assert await outbox_events(stack.db_urls["shipment"]) == []
+    listing = await svc.http.get("/shipments", headers=auth("ops"))
+    assert listing.json()["items"] == []

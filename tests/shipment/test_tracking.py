@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.shipment.helpers import (
     scan,
     shipment_body,
     stream_events,
+    streamed_push,
 )
 
 
@@ -184,6 +186,7 @@ async def test_out_of_order_delivered_then_late_scan(
         {
             "shipment_id": s["id"],
             "order_id": s["order_id"],
+            "customer_id": s["customer_id"],
             "delivered_at": delivered_at.isoformat(),
         }
     ]
@@ -252,6 +255,7 @@ async def test_exception_and_recovery_emit_exception_once(
         {
             "shipment_id": s["id"],
             "order_id": s["order_id"],
+            "customer_id": s["customer_id"],
             "status": "exception",
             "description": "Customs",
         }
@@ -300,3 +304,109 @@ async def test_scans_for_other_carriers_tracking_numbers_are_unknown(svc: Runnin
     assert [c["code"] for c in r.json()] == ["simulated"]
     result = await accepted(svc, [scan(s["tracking_number"].lower(), "PU", ago(1))])
     assert result["results"][0]["outcome"] == "unknown_tracking_number"
+
+
+async def published_updates(bus: Bus, count: int) -> list[dict[str, Any]]:
+    """The first `count` tracking updates on the SHIPMENT stream, once they are there."""
+
+    async def enough() -> list[dict[str, Any]] | None:
+        events = await stream_events(bus, "shipment.shipment.tracking_updated")
+        return events if len(events) >= count else None
+
+    found: list[dict[str, Any]] = await eventually(enough, message="tracking updates")
+    return found
+
+
+@pytest.mark.parametrize("delivered_first", [True, False], ids=["delivered-first", "late-first"])
+async def test_each_event_carries_the_decided_status_and_a_growing_revision(
+    svc: RunningService, bus: Bus, delivered_first: bool
+) -> None:
+    """An out-for-delivery scan stamped an hour after the delivery leaves the shipment
+    delivered in either arrival order; followers read the status off the events."""
+    s = await created(svc)
+    tn = s["tracking_number"]
+    delivery, later_scan = scan(tn, "DL", ago(2)), scan(tn, "OD", ago(1))
+    for pushed in [delivery, later_scan] if delivered_first else [later_scan, delivery]:
+        await accepted(svc, [pushed])
+    shipment = await get_shipment(svc, s["id"])
+    assert shipment["status"] == "delivered" and shipment["revision"] == 2
+
+    events = await published_updates(bus, 2)
+    expected = ["delivered", "delivered"] if delivered_first else ["out_for_delivery", "delivered"]
+    assert [e["data"]["status"] for e in events] == expected
+    assert [e["data"]["revision"] for e in events] == [1, 2]
+
+
+async def test_an_expired_shipment_is_published_as_expired(svc: RunningService, bus: Bus) -> None:
+    """Expiry ends a shipment outside the workflow: it goes out like any status."""
+    s = await created(svc)
+    await accepted(svc, [scan(s["tracking_number"], "IR", ago(50))])
+    await accepted(svc, [scan(s["tracking_number"], "XP", ago(1))])
+    await accepted(svc, [scan(s["tracking_number"], "PU", ago(0.5))])  # too late: history
+    assert (await get_shipment(svc, s["id"]))["status"] == "expired"
+    events = await published_updates(bus, 3)
+    assert [(e["data"]["status"], e["data"]["revision"]) for e in events] == [
+        ("info_received", 1),
+        ("expired", 2),
+        ("expired", 3),
+    ]
+
+
+async def test_a_chunked_push_is_refused_once_it_passes_the_cap(svc: RunningService) -> None:
+    """No Content-Length: the body is counted while it is read (httpx, generator body)."""
+    cap = svc.app.state.settings.webhook_max_bytes
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(8 * cap // 65536):
+            yield b" " * 65536
+
+    r = await svc.http.post(
+        "/carriers/simulated/webhook", content=body(), headers={"X-Waybill-Signature": "x"}
+    )
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "payload_too_large"
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_413_comes_before_the_rest_of_the_body(svc: RunningService) -> None:
+    """A client that reads while it sends hears the refusal after about the cap: the
+    service stopped reading there instead of buffering the whole push."""
+    port = int(svc.url.rsplit(":", 1)[1])
+    cap = svc.app.state.settings.webhook_max_bytes
+    total = 64 * cap
+    status, code, sent = await streamed_push(port, "/carriers/simulated/webhook", total)
+    assert (status, code) == (413, "payload_too_large")
+    assert sent < total // 4, (sent, total)
+
+
+async def test_a_content_length_over_the_cap_is_refused_unread(svc: RunningService) -> None:
+    """Declared (falsely) far over the cap: the answer comes before any body is read.
+    (A length declared smaller than the body bounds what the HTTP server reads.)"""
+    port = int(svc.url.rsplit(":", 1)[1])
+    status, code, _ = await streamed_push(port, "/carriers/simulated/webhook", 10, declared=10**15)
+    assert (status, code) == (413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        b"",
+        b"v1=" + b"ab" * 32,
+        b"t=" + b"9" * 5000 + b",v1=" + b"ab" * 32,
+        ("t=" + "\u0661\u0667" + "\u0660" * 8 + ",v1=ab").encode(),  # Arabic-Indic digits
+        b"t=\xb2,v1=ab",  # latin-1 superscript two
+        b"t=1,v1=" + b"a" * 12_000,
+        b"t=1,t=2,v1=ab",
+    ],
+    ids=["empty", "no-t", "long-t", "arabic-t", "superscript-t", "huge", "two-t"],
+)
+async def test_malformed_signatures_are_401(svc: RunningService, signature: bytes) -> None:
+    s = await created(svc)
+    body = json.dumps({"events": [scan(s["tracking_number"], "PU", ago(1))]}).encode()
+    r = await svc.http.post(
+        "/carriers/simulated/webhook",
+        content=body,
+        headers={"X-Waybill-Signature": signature, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 401, r.text
+    assert r.json()["code"] == "invalid_signature"

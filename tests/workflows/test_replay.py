@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from services.common.temporal import interceptors
 from workflows.order.workflow import OrderToDelivery
+from workflows.recall.workflow import Recall
 
 HISTORIES = {
     path.stem: path.read_text()
@@ -33,6 +34,13 @@ def test_the_scenarios_are_recorded() -> None:
         "order_backorder",
         "order_credit_hold",
         "order_cancel_refused",
+        # recorded on the code of issue 6 (revisions, attention, compensation)
+        "order_hostile_scans",
+        "order_backordered_at_pick",
+        "order_attention_retry",
+        "order_attention_cancel",
+        "order_shipment_cancelled_retry",
+        "order_shipment_expired",
     } <= names
 
 
@@ -43,6 +51,26 @@ async def test_history_replays(name: str) -> None:
         workflows=[OrderToDelivery],
         data_converter=pydantic_data_converter,
         interceptors=interceptors(),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+RECALL_HISTORIES = {
+    path.stem: path.read_text()
+    for path in sorted((Path(__file__).parent / "histories").glob("recall_*.json"))
+}
+
+
+def test_the_recall_scenarios_are_recorded() -> None:
+    assert {"recall_closed_by_target", "recall_closed_by_coordinator"} <= set(RECALL_HISTORIES)
+
+
+@pytest.mark.parametrize("name", sorted(RECALL_HISTORIES))
+async def test_recall_history_replays(name: str) -> None:
+    history = WorkflowHistory.from_json(name, RECALL_HISTORIES[name])
+    replayer = Replayer(
+        workflows=[Recall], data_converter=pydantic_data_converter, interceptors=interceptors()
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

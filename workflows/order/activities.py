@@ -11,8 +11,10 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from services.common.workflow_names import OrderWorkflow
 from workflows.order.models import (
     Alloc,
+    AttentionIn,
     CancelOrderIn,
     CompleteIn,
     CreditCheckIn,
@@ -98,14 +100,9 @@ class OrderActivities:
 
     @activity.defn(name="shipment.create")
     async def create_shipment(self, req: ShipmentIn) -> ShipmentRef:
-        lines: dict[int, dict[str, object]] = {}
-        for lot in req.lots:
-            line_no = lot.line_no or 0
-            line = lines.setdefault(
-                line_no, {"line_no": line_no, "sku": lot.sku, "quantity": 0, "lots": []}
-            )
-            line["quantity"] = int(str(line["quantity"])) + lot.quantity
-            line["lots"].append({"lot": lot.lot, "quantity": lot.quantity})  # type: ignore[attr-defined]
+        key = f"{OrderWorkflow.id(req.order_id)}-{req.warehouse_id}"
+        if req.attempt:
+            key += f"-{req.attempt}"  # the first try's shipment was cancelled
         body = await self.clients.call(
             "shipment",
             "POST",
@@ -115,9 +112,9 @@ class OrderActivities:
                 "customer_id": req.customer_id,
                 "warehouse_id": req.warehouse_id,
                 "ship_to": req.ship_to,
-                "lines": [lines[k] for k in sorted(lines)],
+                "lines": shipment_lines(req.lots),
             },
-            headers={"Idempotency-Key": f"order-{req.order_id}-{req.warehouse_id}"},
+            headers={"Idempotency-Key": key},
         )
         return ShipmentRef(
             shipment_id=body["id"],
@@ -167,7 +164,17 @@ class OrderActivities:
             "order",
             "POST",
             f"/internal/orders/{req.order_id}/tasks",
-            json={"kind": req.kind, "detail": req.detail},
+            json={"kind": req.kind, "detail": req.detail, "key": req.key},
+        )
+
+    @activity.defn(name="order.needs_attention")
+    async def needs_attention(self, req: AttentionIn) -> None:
+        """Release what the order still holds, mark it, open the coordinator's task."""
+        await self.clients.call(
+            "order",
+            "POST",
+            f"/internal/orders/{req.order_id}/attention",
+            json={"reason": req.reason, "detail": req.detail, "key": req.key},
         )
 
     def all(self) -> list[Callable[..., Any]]:
@@ -186,4 +193,21 @@ class OrderActivities:
             self.complete_order,
             self.note,
             self.open_task,
+            self.needs_attention,
         ]
+
+
+def shipment_lines(lots: list[Alloc]) -> list[dict[str, Any]]:
+    """The picked lots as shipment lines: one per order line, with the SKU's unit weight
+    (from the catalogue, via the pick) so packing and labels use it."""
+    lines: dict[int, dict[str, Any]] = {}
+    for lot in lots:
+        line_no = lot.line_no or 0
+        line = lines.setdefault(
+            line_no, {"line_no": line_no, "sku": lot.sku, "quantity": 0, "lots": []}
+        )
+        line["quantity"] += lot.quantity
+        line["lots"].append({"lot": lot.lot, "quantity": lot.quantity})
+        if lot.unit_weight_grams is not None:
+            line["unit_weight_grams"] = lot.unit_weight_grams
+    return [lines[k] for k in sorted(lines)]

@@ -6,9 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-DISPATCHED_NOT = frozenset({"pending", "info_received", "cancelled"})
-TERMINAL = frozenset({"delivered", "returned_to_sender", "expired", "cancelled"})
-
 
 class Policy(BaseModel):
     """How long the order waits, and what it does when waiting runs out."""
@@ -52,12 +49,23 @@ class NoteIn(BaseModel):
     key: str | None = None
 
 
+class AttentionIn(BaseModel):
+    """The order needs a coordinator: `reason` is a stable code, `detail` says why, and
+    `key` makes a re-run of the step open no second task."""
+
+    order_id: str
+    reason: str
+    detail: str
+    key: str
+
+
 class Alloc(BaseModel):
     line_no: int | None = None
     sku: str
     warehouse_id: str
     lot: str
     quantity: int
+    unit_weight_grams: int | None = None
 
 
 class Reservation(BaseModel):
@@ -77,6 +85,8 @@ class ShipmentIn(BaseModel):
     warehouse_id: str
     ship_to: dict[str, Any]
     lots: list[Alloc]
+    # 0 for the first try; each retry after a needs-attention stop ships under a new key.
+    attempt: int = 0
 
 
 class ShipmentRef(BaseModel):
@@ -84,7 +94,8 @@ class ShipmentRef(BaseModel):
     warehouse_id: str
     tracking_number: str
     status: str
-    latest_at: str = ""
+    latest_at: str = ""  # followed only by runs from before revisions
+    revision: int = 0  # the highest shipment-service revision applied
 
 
 class CancelOrderIn(BaseModel):
@@ -105,10 +116,14 @@ class Signal(BaseModel):
 
 
 class ShipmentSignal(Signal):
+    """The shipment service's status of one shipment; `revision` grows with every change
+    it publishes (0: published before revisions)."""
+
     shipment_id: str
     status: str
-    occurred_at: str
+    occurred_at: str = ""
     description: str | None = None
+    revision: int = 0
 
 
 class CancelIn(BaseModel):
@@ -135,3 +150,4 @@ class LiveStatus(BaseModel):
     shipments: list[ShipmentRef]
     exceptions: list[str]
     cancel_reason: str | None
+    attention: AttentionIn | None = None

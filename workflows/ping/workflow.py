@@ -7,12 +7,13 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from services.common.workflow_names import PingWorkflow
     from workflows.ping.activities import PingActivities
     from workflows.ping.models import AnswerPing, PingInput, PingResult
 
 
-@workflow.defn(name="Ping")
-class PingWorkflow:
+@workflow.defn(name=PingWorkflow.NAME)
+class Ping:
     @workflow.run
     async def run(self, ping: PingInput) -> PingResult:
         return await workflow.execute_activity_method(

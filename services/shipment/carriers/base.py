@@ -1,59 +1,44 @@
-"""The carrier adapter interface, the normalized tracking vocabulary, and the registry.
+"""The carrier adapter interface, webhook signatures, and the registry.
 
 A carrier is one module in this package defining a `CarrierAdapter` subclass decorated
-with `@register`: it buys labels, voids them, verifies and parses the carrier's
-webhooks into `TrackingEventIn`, and maps the carrier's raw status codes onto
-`NormalizedStatus`. Everything else (status machine, ETA, events) is carrier-neutral.
+with `@register`: it buys labels (and, with `supports_returns`, return labels), voids
+them, verifies and parses the carrier's webhooks into `TrackingEventIn`, and maps the
+carrier's raw status codes onto the shared `ShipmentStatus` scale
+(`services/common/statuses.py`; a carrier never reports `cancelled`, which only this
+service decides). Everything else (status machine, ETA,
+events) is carrier-neutral.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
-from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.common.statuses import ShipmentStatus
 from services.shipment.settings import ShipmentSettings
 from services.shipment.timing import ServiceLevel
 
-
-class NormalizedStatus(StrEnum):
-    """Carrier-neutral tracking status (the scale every adapter maps onto)."""
-
-    PENDING = "pending"
-    INFO_RECEIVED = "info_received"
-    IN_TRANSIT = "in_transit"
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    ATTEMPT_FAILED = "attempt_failed"
-    AVAILABLE_FOR_PICKUP = "available_for_pickup"
-    DELIVERED = "delivered"
-    EXCEPTION = "exception"
-    RETURNED_TO_SENDER = "returned_to_sender"
-    EXPIRED = "expired"
-
-
-TERMINAL: frozenset[NormalizedStatus] = frozenset(
-    {NormalizedStatus.DELIVERED, NormalizedStatus.RETURNED_TO_SENDER, NormalizedStatus.EXPIRED}
-)
-
-DEFAULT_DESCRIPTIONS: dict[NormalizedStatus, str] = {
-    NormalizedStatus.PENDING: "Awaiting carrier information",
-    NormalizedStatus.INFO_RECEIVED: "Shipment information received by the carrier",
-    NormalizedStatus.IN_TRANSIT: "In transit",
-    NormalizedStatus.OUT_FOR_DELIVERY: "Out for delivery",
-    NormalizedStatus.ATTEMPT_FAILED: "Delivery attempt failed",
-    NormalizedStatus.AVAILABLE_FOR_PICKUP: "Available for pickup",
-    NormalizedStatus.DELIVERED: "Delivered",
-    NormalizedStatus.EXCEPTION: "Delivery exception",
-    NormalizedStatus.RETURNED_TO_SENDER: "Returned to sender",
-    NormalizedStatus.EXPIRED: "Tracking expired",
+DEFAULT_DESCRIPTIONS: dict[ShipmentStatus, str] = {
+    ShipmentStatus.PENDING: "Awaiting carrier information",
+    ShipmentStatus.INFO_RECEIVED: "Shipment information received by the carrier",
+    ShipmentStatus.IN_TRANSIT: "In transit",
+    ShipmentStatus.OUT_FOR_DELIVERY: "Out for delivery",
+    ShipmentStatus.ATTEMPT_FAILED: "Delivery attempt failed",
+    ShipmentStatus.AVAILABLE_FOR_PICKUP: "Available for pickup",
+    ShipmentStatus.DELIVERED: "Delivered",
+    ShipmentStatus.EXCEPTION: "Delivery exception",
+    ShipmentStatus.RETURNED_TO_SENDER: "Returned to sender",
+    ShipmentStatus.EXPIRED: "Tracking expired",
+    ShipmentStatus.CANCELLED: "Shipment cancelled",
 }
 
 SIGNATURE_HEADER = "X-Waybill-Signature"
@@ -90,6 +75,24 @@ class Location(BaseModel):
     country: str | None = Field(default=None, min_length=2, max_length=2)
 
 
+# Scans outside these years are a carrier's bug; refusing them keeps ETA arithmetic and
+# the database's timestamp range out of reach of a pushed date.
+SCAN_YEARS = (2000, 2100)
+
+
+def _plausible(value: datetime) -> datetime:
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:
+        year = value.year
+    if not SCAN_YEARS[0] <= year < SCAN_YEARS[1]:
+        raise ValueError(f"a scan time must be in the years {SCAN_YEARS[0]}-{SCAN_YEARS[1] - 1}")
+    return value
+
+
+ScanTime = Annotated[AwareDatetime, AfterValidator(_plausible)]
+
+
 class TrackingEventIn(BaseModel):
     """One tracking scan as a carrier reported it (raw code, not yet normalized)."""
 
@@ -97,7 +100,7 @@ class TrackingEventIn(BaseModel):
 
     tracking_number: str = Field(min_length=1, max_length=64)
     raw_code: str = Field(min_length=1, max_length=32)
-    occurred_at: AwareDatetime
+    occurred_at: ScanTime
     event_id: str | None = Field(default=None, min_length=1, max_length=128)
     location: Location | None = None
     description: str | None = Field(default=None, max_length=500)
@@ -139,6 +142,22 @@ class LabelRequest:
 
 
 @dataclass(frozen=True)
+class ReturnLabelRequest:
+    """What a carrier needs to sell a return label: the customer sends the parcels from
+    `ship_from` back to the warehouse `warehouse_id`. `shipment_id` is the idempotency
+    reference, as in LabelRequest."""
+
+    shipment_id: str
+    return_id: str
+    order_id: str
+    warehouse_id: str
+    service_level: ServiceLevel
+    ship_date: date
+    ship_from: LabelAddress
+    packages: Sequence[LabelPackage]
+
+
+@dataclass(frozen=True)
 class Label:
     tracking_number: str
     promised_date: date
@@ -146,6 +165,9 @@ class Label:
 
 
 SIGNATURE_TOLERANCE_SECONDS = 300
+# A header longer than this (a few rotated secrets' worth of v1 entries) is refused unread.
+MAX_SIGNATURE_HEADER = 1024
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 def _mac(secret: str, timestamp: int, body: bytes) -> str:
@@ -175,11 +197,16 @@ def verify_signature(
     given = lowered.get(SIGNATURE_HEADER.lower())
     if not given:
         raise WebhookSignatureError(f"missing {SIGNATURE_HEADER} header")
+    malformed = WebhookSignatureError(f"{SIGNATURE_HEADER} must look like t=<seconds>,v1=<hex>")
+    if len(given) > MAX_SIGNATURE_HEADER:
+        raise malformed
     parts = [p.strip().partition("=") for p in given.split(",")]
     stamps = [v for k, _, v in parts if k == "t"]
     macs = [v.lower() for k, _, v in parts if k == "v1"]
-    if len(stamps) != 1 or not stamps[0].isdigit() or not macs:
-        raise WebhookSignatureError(f"{SIGNATURE_HEADER} must look like t=<seconds>,v1=<hex>")
+    # ASCII digits only, and few enough to be a time: str.isdigit() also takes other
+    # scripts' digits and superscripts, and int() refuses thousands of digits.
+    if len(stamps) != 1 or not _TIMESTAMP.fullmatch(stamps[0]) or not macs:
+        raise malformed
     timestamp = int(stamps[0])
     expected = _mac(secret, timestamp, body).encode()
     if not any(hmac.compare_digest(m.encode(), expected) for m in macs):
@@ -196,6 +223,8 @@ class CarrierAdapter(ABC):
 
     code: ClassVar[str]
     name: ClassVar[str]
+    # Whether `create_return_label` sells return labels.
+    supports_returns: ClassVar[bool] = False
 
     def __init__(self, settings: ShipmentSettings) -> None:
         self.settings = settings
@@ -208,6 +237,11 @@ class CarrierAdapter(ABC):
     async def create_label(self, shipment: LabelRequest) -> Label:
         """Buy a label; the carrier assigns the tracking number and promises a date."""
 
+    async def create_return_label(self, shipment: ReturnLabelRequest) -> Label:
+        """Buy a return label (the customer drops the parcel off; the carrier delivers it
+        to the warehouse); carriers with `supports_returns` override this."""
+        raise CarrierError(f"{self.code} does not sell return labels")
+
     @abstractmethod
     async def cancel(self, tracking_number: str) -> None:
         """Void the label of a shipment that was never handed over."""
@@ -217,8 +251,9 @@ class CarrierAdapter(ABC):
         """Verify the signature and parse a pushed batch of scans."""
 
     @abstractmethod
-    def normalize(self, raw_status_code: str) -> NormalizedStatus:
-        """Map a raw status code; UnknownStatusCode for codes the adapter does not know."""
+    def normalize(self, raw_status_code: str) -> ShipmentStatus:
+        """Map a raw status code onto the scale (never `cancelled`); UnknownStatusCode for
+        codes the adapter does not know."""
 
     def is_delay(self, raw_status_code: str) -> bool:
         """Whether the code reports a delay (pushes the ETA by a day)."""

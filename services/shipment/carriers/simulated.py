@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.common.statuses import ShipmentStatus
 from services.shipment.carriers.base import (
     SIGNATURE_HEADER,
     CarrierAdapter,
@@ -25,7 +26,8 @@ from services.shipment.carriers.base import (
     Label,
     LabelRequest,
     Location,
-    NormalizedStatus,
+    ReturnLabelRequest,
+    ScanTime,
     TrackingEventIn,
     UnknownStatusCode,
     WebhookPayloadError,
@@ -42,6 +44,8 @@ class Scenario(StrEnum):
     FAILED_ATTEMPT = "failed_attempt"
     EXCEPTION = "exception"
     RETURN_TO_SENDER = "return_to_sender"
+    # Return shipments only: the parcel is lost in transit and never reaches the warehouse.
+    LOST = "lost"
     MANUAL = "manual"
 
 
@@ -54,10 +58,18 @@ SCENARIO_WEIGHTS: dict[Scenario, int] = {
     Scenario.RETURN_TO_SENDER: 5,
 }
 
-N = NormalizedStatus
+# Return shipments: how often each happens unpinned, and which may be pinned.
+RETURN_SCENARIO_WEIGHTS: dict[Scenario, int] = {
+    Scenario.HAPPY: 75,
+    Scenario.DELAY: 15,
+    Scenario.EXCEPTION: 10,
+}
+RETURN_SCENARIOS = frozenset(RETURN_SCENARIO_WEIGHTS) | {Scenario.LOST, Scenario.MANUAL}
+
+N = ShipmentStatus
 
 # Raw code -> (normalized status, description, reports a delay)
-CODES: dict[str, tuple[NormalizedStatus, str, bool]] = {
+CODES: dict[str, tuple[ShipmentStatus, str, bool]] = {
     "IR": (N.INFO_RECEIVED, "Shipment information received", False),
     "PU": (N.IN_TRANSIT, "Picked up by carrier", False),
     "AR": (N.IN_TRANSIT, "Arrived at carrier facility", False),
@@ -154,7 +166,7 @@ class _SimWebhookScan(BaseModel):
     id: str | None = Field(default=None, min_length=1, max_length=128)
     tracking_number: str = Field(min_length=1, max_length=64)
     code: str = Field(min_length=1, max_length=32)
-    occurred_at: AwareDatetime
+    occurred_at: ScanTime
     location: Location | None = None
     description: str | None = Field(default=None, max_length=500)
 
@@ -171,7 +183,9 @@ class SimulatedCarrier(CarrierAdapter):
 
     code = "simulated"
     name = "Waybill simulated carrier"
+    supports_returns = True
     TRACKING_PREFIX = "SIM"
+    LABEL_URL = "https://labels.simulated.invalid/{}.pdf"
 
     @property
     def seed(self) -> int:
@@ -186,11 +200,22 @@ class SimulatedCarrier(CarrierAdapter):
             promised_date=promised_date(shipment.service_level, shipment.ship_date),
         )
 
+    async def create_return_label(self, shipment: ReturnLabelRequest) -> Label:
+        # Same numbering as outbound labels (one sequence, so numbers are unique across
+        # both); the reference names the return shipment, so a retry gets the same label.
+        digest = hashlib.sha256(f"{self.seed}:return:{shipment.shipment_id}".encode()).digest()
+        number = f"{self.TRACKING_PREFIX}{int.from_bytes(digest[:8], 'big') % 10**16:016d}"
+        return Label(
+            tracking_number=number,
+            promised_date=promised_date(shipment.service_level, shipment.ship_date),
+            label_url=self.LABEL_URL.format(number),
+        )
+
     async def cancel(self, tracking_number: str) -> None:
         if not tracking_number.startswith(self.TRACKING_PREFIX):
             raise CarrierError(f"{tracking_number} is not a {self.code} tracking number")
 
-    def normalize(self, raw_status_code: str) -> NormalizedStatus:
+    def normalize(self, raw_status_code: str) -> ShipmentStatus:
         try:
             return CODES[raw_status_code.upper()][0]
         except KeyError:
@@ -308,4 +333,43 @@ class SimulatedCarrier(CarrierAdapter):
             j.scan("RS", origin, (4.0, 8.0), "Returned to sender")
             return SimulationPlan(tracking_number, chosen, tuple(j.scans))
         j.scan("DL", dest, (1.0, 5.0))
+        return SimulationPlan(tracking_number, chosen, tuple(j.scans))
+
+    def plan_return(
+        self,
+        tracking_number: str,
+        scenario: Scenario | str | None = None,
+        origin: Place | None = None,
+    ) -> SimulationPlan:
+        """The scans of a return parcel from the customer (`origin`) to the warehouse
+        (pure, deterministic): dropped off, line-hauled, delivered to the warehouse's
+        dock; `delay` and `exception` arrive late, `lost` never arrives (its last scan
+        is an exception), `manual` plans nothing."""
+        rng = random.Random(f"waybill-simulated-return:{self.seed}:{tracking_number}")
+        weights = RETURN_SCENARIO_WEIGHTS
+        drawn = rng.choices(list(weights), weights=list(weights.values()))[0]
+        chosen = Scenario(scenario) if scenario is not None else drawn
+        if chosen not in RETURN_SCENARIOS:
+            raise ValueError(f"scenario {chosen.value!r} does not apply to return shipments")
+        if chosen is Scenario.MANUAL:
+            return SimulationPlan(tracking_number, chosen, ())
+        transit, dock = rng.sample(HUBS, 2)
+        start: Place = origin or rng.choice([h for h in HUBS if h not in (transit, dock)])
+        j = _Journey(rng)
+        j.scan("IR", start, (0.2, 0.8), "Return label created")
+        j.scan("PU", start, (4.0, 30.0), f"Dropped off by the sender in {start[0]}")
+        j.scan("AR", transit, (6.0, 12.0), f"Arrived at {transit[0]} hub")
+        if chosen is Scenario.DELAY:
+            j.scan("DY", transit, (1.0, 3.0), rng.choice(DELAY_REASONS))
+            j.scan("DP", transit, (18.0, 30.0), f"Departed {transit[0]} hub")
+        elif chosen is Scenario.EXCEPTION:
+            j.scan("EX", transit, (1.0, 3.0), rng.choice(EXCEPTION_REASONS))
+            j.scan("DP", transit, (12.0, 24.0), f"Exception resolved; departed {transit[0]} hub")
+        elif chosen is Scenario.LOST:
+            j.scan("EX", transit, (1.0, 3.0), "Exception: parcel missing at the hub")
+            return SimulationPlan(tracking_number, chosen, tuple(j.scans))
+        else:
+            j.scan("DP", transit, (2.0, 4.0), f"Departed {transit[0]} hub")
+        j.scan("OD", dock, (6.0, 12.0), "Out for delivery to the warehouse")
+        j.scan("DL", dock, (1.0, 4.0), "Delivered to the warehouse")
         return SimulationPlan(tracking_number, chosen, tuple(j.scans))

@@ -1,8 +1,10 @@
-"""The `waybill` command: run the system, run the tests, tokens, traces, event catalogue."""
+"""The `waybill` command: run the system, run the tests, tokens, traces, dead letters,
+the local mail sink's messages, event catalogue."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import subprocess
@@ -14,7 +16,7 @@ from services.common.settings import PROJECT_ROOT, SharedSettings
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from services.common.launcher import up
+    from cli.launcher import up
 
     return up()
 
@@ -29,7 +31,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 def _cmd_lint(args: argparse.Namespace) -> int:
     bin_dir = Path(sys.executable).parent
-    paths = ["services", "workflows", "bench", "tests"]
+    paths = ["cli", "services", "workflows", "bench", "tests"]
     steps = [
         [str(bin_dir / "ruff"), "check", *paths],
         [str(bin_dir / "ruff"), "format", "--check", *paths],
@@ -43,15 +45,26 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _login() -> str:
+    """The local user's login name (`local` where there is none, as in some containers)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "local"
+
+
 def _cmd_token(args: argparse.Namespace) -> int:
-    from services.common.auth import issue_token
+    from services.common.auth import STAFF, Role, issue_token, staff_subject
 
     settings = SharedSettings()
+    subject = args.subject
+    if subject is None and Role(args.role) in STAFF:
+        subject = staff_subject(args.role, args.user or _login())
     try:
         token = issue_token(
             settings.resolved_jwt_secret(),
             args.role,
-            subject=args.subject,
+            subject=subject,
             customer_id=args.customer_id,
             supplier_id=args.supplier_id,
             ttl_seconds=args.ttl,
@@ -108,8 +121,8 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import asyncio
 
-    from services.common.launcher import endpoints_from_var
-    from workflows.demo import Api, run_demo
+    from cli.demo import Api, run_demo
+    from cli.launcher import endpoints_from_var
 
     base = SharedSettings()
     settings = SharedSettings(**endpoints_from_var(base.var_dir))
@@ -129,7 +142,112 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deadletters(args: argparse.Namespace) -> int:
+    """List, show, replay or discard dead letters on the NATS of `waybill up` (from
+    var/endpoints.json) or of WAYBILL_NATS_URL."""
+    import asyncio
+
+    from cli.launcher import endpoints_from_var
+    from services.common.bus import Bus
+    from services.common.deadletters import DeadLetter, DeadLetters
+    from services.common.problems import ProblemError
+
+    base = SharedSettings()
+    settings = SharedSettings(**endpoints_from_var(base.var_dir))
+    who = args.by or os.environ.get("USER") or "cli"
+
+    def line(letter: DeadLetter) -> str:
+        handled = f"  [{letter.state} by {letter.handled_by}]" if letter.state != "open" else ""
+        return (
+            f"{letter.id:>6}  {letter.subject:<34} {letter.consumer:<26} "
+            f"{letter.attempts:>4}x  {letter.first_failure:%Y-%m-%d %H:%M:%S} .. "
+            f"{letter.last_failure:%H:%M:%S}  {letter.error[:80]}{handled}"
+        )
+
+    async def go() -> int:
+        bus = Bus(settings.nats_url, "waybill-cli")
+        await bus.connect()
+        letters = DeadLetters(bus)
+        try:
+            if args.action == "list":
+                found = await letters.find(subject=args.subject, all_states=args.all)
+                print(f"{'ID':>6}  {'SUBJECT':<34} {'CONSUMER':<26} TRIES  FIRST .. LAST  ERROR")
+                for letter in found:
+                    print(line(letter))
+                print(f"{len(found)} dead letter(s)")
+            elif args.action == "show":
+                print(json.dumps(await letters.show(args.ids[0]), indent=2, default=str))
+            elif args.action == "replay":
+                if args.all:
+                    if not args.subject:
+                        print("waybill deadletters: replay --all needs --subject", file=sys.stderr)
+                        return 2
+                    done = await letters.replay_all(args.subject, who)
+                else:
+                    done = [await letters.replay(i, who) for i in args.ids]
+                for letter in done:
+                    print(f"replayed {letter.id} as stream message {letter.replayed_as}")
+            elif args.action == "discard":
+                letter = await letters.discard(args.ids[0], who, args.reason or "")
+                print(f"discarded {letter.id}: {letter.reason}")
+        except ProblemError as exc:
+            print(f"waybill deadletters: {exc.detail or exc.title}", file=sys.stderr)
+            return 1
+        finally:
+            await bus.close()
+        return 0
+
+    if args.action in ("show", "discard") and len(args.ids) != 1:
+        print(f"waybill deadletters {args.action}: give one ID", file=sys.stderr)
+        return 2
+    if args.action == "replay" and not args.ids and not args.all:
+        print("waybill deadletters replay: give IDs, or --all --subject S", file=sys.stderr)
+        return 2
+    if args.action == "discard" and not args.reason:
+        print("waybill deadletters discard: --reason is required", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(go())
+    except OSError as exc:
+        print(
+            f"waybill deadletters: cannot reach NATS at {settings.nats_url}: {exc}", file=sys.stderr
+        )
+        return 1
+
+
+def _cmd_mail(args: argparse.Namespace) -> int:
+    """What the local mail sink of `waybill up` received (var/mail/)."""
+    from cli import mailsink
+
+    directory = Path(SharedSettings().var_dir) / "mail"
+    if args.action == "list":
+        found = mailsink.messages(directory)
+        for m in found[-args.last :] if args.last else found:
+            print(f"{m.id}  {m.date[:19]}  {m.to[:40]:<40}  {m.subject}")
+        if not found:
+            print(f"no mail in {directory}")
+        return 0
+    if not args.id:
+        print("waybill mail show: give one ID (from `waybill mail list`)", file=sys.stderr)
+        return 2
+    received = mailsink.message(directory, args.id)
+    if received is None:
+        print(f"waybill mail show: no message {args.id} in {directory}", file=sys.stderr)
+        return 1
+    if args.raw:
+        print((directory / f"{received.id}.eml").read_text(errors="replace"))
+        return 0
+    print(f"Id:      {received.id}\nDate:    {received.date}\nFrom:    {received.sender}")
+    print(f"To:      {received.to}\nSubject: {received.subject}\n")
+    print(received.text())
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_args[:1] == ["recall"]:  # `waybill bench recall [--consignees N]`
+        from bench.recall_fanout import main as recall_main
+
+        return recall_main(args.bench_args[1:])
     from bench.order_pipeline import main as bench_main
 
     return bench_main(args.bench_args)
@@ -164,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     token.add_argument("--customer-id")
     token.add_argument("--supplier-id")
-    token.add_argument("--subject")
+    token.add_argument(
+        "--user", help="staff: the user the token names (subject <role>:<user>; default: login)"
+    )
+    token.add_argument("--subject", help="the token's subject as is (overrides --user)")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
 
     trace = sub.add_parser(
@@ -176,6 +297,24 @@ def main(argv: list[str] | None = None) -> None:
         "--order", metavar="ORDER_ID", help="every trace that acted on this order, in order"
     )
     trace.add_argument("--last", type=int, default=20, help="how many recent traces to list")
+
+    dead = sub.add_parser(
+        "deadletters",
+        help="dead letters: list | show ID | replay ID... | replay --all --subject S | "
+        "discard ID --reason R",
+    )
+    dead.add_argument("action", choices=["list", "show", "replay", "discard"])
+    dead.add_argument("ids", nargs="*", type=int, metavar="ID")
+    dead.add_argument("--subject", help="original subject (NATS wildcards allowed)")
+    dead.add_argument("--all", action="store_true", help="list: handled ones too; replay: all")
+    dead.add_argument("--reason", help="discard: why")
+    dead.add_argument("--by", help="who is acting (default $USER)")
+
+    mail = sub.add_parser("mail", help="what the local mail sink received: list | show ID [--raw]")
+    mail.add_argument("action", choices=["list", "show"])
+    mail.add_argument("id", nargs="?", metavar="ID")
+    mail.add_argument("--last", type=int, default=0, help="list: only the last N")
+    mail.add_argument("--raw", action="store_true", help="show: the message as received")
 
     sub.add_parser("asyncapi", help="print the event catalogue as an AsyncAPI document")
     sub.add_parser("demo", help="push demo orders through the running system to delivered")
@@ -211,5 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         "asyncapi": _cmd_asyncapi,
         "demo": _cmd_demo,
         "bench": _cmd_bench,
+        "deadletters": _cmd_deadletters,
+        "mail": _cmd_mail,
     }
     sys.exit(handlers[args.command](args))

@@ -18,7 +18,7 @@ import httpx
 
 from services.common.auth import Role, issue_token
 from services.common.settings import SharedSettings
-from workflows.order.models import TERMINAL
+from services.common.statuses import SHIPMENT_FINAL
 
 WAREHOUSES: list[dict[str, Any]] = [
     {"id": "WH-NORTH", "name": "Hamburg distribution centre", "country": "DE"},
@@ -123,7 +123,7 @@ class Api:
 
     @classmethod
     def from_settings(cls, settings: SharedSettings, role: Role = Role.COORDINATOR) -> Api:
-        urls = {s: settings.service_url(s) for s in ("customer", "order", "shipment")}
+        urls = {s: settings.service_url(s) for s in ("customer", "order", "shipment", "returns")}
         token = issue_token(
             settings.resolved_jwt_secret(), role, subject="waybill-demo", issuer=settings.jwt_issuer
         )
@@ -259,13 +259,15 @@ def _settled(status: dict[str, Any]) -> bool:
     shipments = status["shipments"]
     made = len((status.get("workflow") or {}).get("shipments") or shipments)
     return len(shipments) == made > 0 and all(
-        s["status"] in TERMINAL and s["events"] for s in shipments
+        s["status"] in SHIPMENT_FINAL and s["events"] for s in shipments
     )
 
 
 async def run_demo(api: Api, out: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Three orders: one from one warehouse, one split across two, one backordered and
-    then filled by a receipt. Returns their final `/status` answers."""
+    then filled by a receipt; then a return of a delivered line to refund and restock, and
+    a recall of the mug lot both customers received. Returns the orders' final `/status`
+    answers."""
     customers = await seed(api)
     acme, jane = customers["Acme Logistics GmbH"], customers["Jane Doe"]
     acme_c = await api.call("customer", "GET", f"/customers/{acme}")
@@ -284,7 +286,173 @@ async def run_demo(api: Api, out: Callable[[str], None] = print) -> list[dict[st
             f"{s['warehouse_id']}:{s['tracking_number']}={s['status']}" for s in result["shipments"]
         )
         out(f"{result['order_id']}: {result['status']} ({result['outcome']}) {shipments}")
+    await return_to_refund(api, split, jane, out)
+    await recall_lot(api, "MUG-CERAMIC", out)
     return list(results)
+
+
+async def _until(
+    what: str, check: Callable[[], Any], wait_seconds: float = 120, every: float = 0.3
+) -> Any:
+    """Poll `check` (a coroutine function) until it answers something true."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        answer = await check()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: still waiting after {wait_seconds}s")
+        await asyncio.sleep(every)
+
+
+async def return_to_refund(
+    api: Api, order: dict[str, Any], customer_id: str, out: Callable[[str], None]
+) -> dict[str, Any]:
+    """A coordinator takes the grinder of a delivered order back: requested on the
+    customer's behalf, authorized by policy, a return label, the parcel scanned back to
+    the warehouse, received, inspected (restock), refunded less the restocking fee,
+    closed; the grinder is back on the shelf in its own lot."""
+    line = next(x for x in order["lines"] if x["sku"] == "GRINDER-BURR")
+    before = await api.call("order", "GET", "/stock/availability", params={"sku": "GRINDER-BURR"})
+    ret = await api.call(
+        "returns",
+        "POST",
+        "/returns",
+        {
+            "order_id": order["id"],
+            "customer_id": customer_id,
+            "reason": "no_longer_needed",
+            "requested_resolution": "refund",
+            "lines": [{"line_no": line["line_no"], "quantity": 1}],
+        },
+        key=f"demo-return-{order['id']}",
+    )
+    rid = ret["id"]
+    out(f"return {rid}: requested for 1 x GRINDER-BURR of {order['id']}")
+
+    async def get() -> dict[str, Any]:
+        body: dict[str, Any] = await api.call("returns", "GET", f"/returns/{rid}")
+        return body
+
+    labelled = await _until(
+        "the return label", lambda: _when(get, lambda r: r["tracking_number"] is not None)
+    )
+    out(
+        f"  [return] authorized by policy; label {labelled['carrier']}:"
+        f"{labelled['tracking_number']} back to {labelled['warehouse_id']}"
+    )
+    arrived = await _until(
+        "the parcel back at the warehouse", lambda: _when(get, lambda r: r["arrived_at"])
+    )
+    out(f"  [return] parcel delivered to {arrived['warehouse_id']} at {arrived['arrived_at']}")
+    lots = [
+        {"line_no": x["line_no"], "lot": x["lot"], "good": x["expected"], "damaged": 0}
+        for x in arrived["lots"]
+    ]
+    await api.call("returns", "POST", f"/returns/{rid}/receipt", {"lots": lots})
+    counted = ", ".join(f"{x['good']} good of lot {x['lot']}" for x in lots)
+    out(f"  [return] received: {counted}")
+    await _until("the return received", lambda: _when(get, lambda r: r["status"] == "received"))
+    await api.call(
+        "returns",
+        "POST",
+        f"/returns/{rid}/inspection",
+        {
+            "lots": [
+                {"line_no": x["line_no"], "lot": x["lot"], "disposition": "restock"} for x in lots
+            ]
+        },
+    )
+    out("  [return] inspected: restock")
+    closed = await _until(
+        "the return closed", lambda: _when(get, lambda r: r["status"] == "closed")
+    )
+    out(
+        f"  [return] {closed['resolution']}: {closed['refund_total']} {closed['currency']} "
+        f"(restocking fee {closed['restocking_fee']}); closed"
+    )
+
+    async def restocked() -> dict[str, Any] | None:
+        now = await api.call("order", "GET", "/stock/availability", params={"sku": "GRINDER-BURR"})
+        return now if _on_hand(now) > _on_hand(before) else None
+
+    await _until("the grinder back in stock", restocked)
+    out("  [return] GRINDER-BURR back on the shelf in its original lot")
+    return closed
+
+
+def _on_hand(availability: Any) -> int:
+    rows = availability["items"] if isinstance(availability, dict) else availability
+    return sum(int(r.get("on_hand", 0)) for r in rows)
+
+
+async def _when(
+    get: Callable[[], Any], test: Callable[[dict[str, Any]], Any]
+) -> dict[str, Any] | None:
+    body: dict[str, Any] = await get()
+    return body if test(body) else None
+
+
+async def recall_lot(api: Api, sku: str, out: Callable[[str], None]) -> dict[str, Any]:
+    """A coordinator recalls the lot every demo mug came from: stock quarantined, every
+    customer who received it traced and noticed (mails in `waybill mail list`), one
+    consignee answers, and the status report says how far it has got."""
+    trace = await api.call("order", "GET", "/traceability/lots/M-0001", params={"sku": sku})
+    customers = trace["forward"]["customers"]
+    recall = await api.call(
+        "returns",
+        "POST",
+        "/recalls",
+        {
+            "sku": sku,
+            "lots": ["M-0001"],
+            "reason": "glaze may release lead",
+            "instructions": "Stop using the mug; send it back with the prepaid label.",
+            "hazard_class": "II",
+            "depth": "A",
+        },
+        key=f"demo-recall-{uuid.uuid4()}",
+    )
+    rid = recall["id"]
+    out(f"recall {rid}: {sku} lot M-0001, shipped to {customers} customers")
+
+    async def fanned_out() -> dict[str, Any] | None:
+        body: dict[str, Any] = await api.call("returns", "GET", f"/recalls/{rid}")
+        return body if body["fanned_out_at"] else None
+
+    await _until("the recall's fan-out", fanned_out)
+    page = await api.call("returns", "GET", f"/recalls/{rid}/consignees")
+    for c in page["items"]:
+        out(
+            f"  [recall] consignee {c['customer_id']} order {c['order_id']}: "
+            f"{c['quantity_shipped']} shipped, recall return {c['return_id']}"
+        )
+    first = page["items"][0]
+    await api.call(
+        "returns",
+        "POST",
+        f"/recalls/{rid}/consignees/{first['customer_id']}/response",
+        {
+            "action": "destroyed",
+            "quantity_on_hand": first["quantity_shipped"],
+            "order_id": first["order_id"],
+        },
+    )
+    out(f"  [recall] {first['customer_id']} answers: destroyed")
+
+    async def noticed() -> dict[str, Any] | None:
+        body: dict[str, Any] = await api.call("returns", "GET", f"/recalls/{rid}/report")
+        return body if body["notified"] >= body["consignees"] and body["responded"] else None
+
+    report = await _until("every consignee notified", noticed)
+    q = report["quantities"]
+    out(
+        f"  [recall] report: {report['notified']}/{report['consignees']} notified "
+        f"{report['notified_by_method']}, {report['responded']} responded; shipped "
+        f"{q['shipped']}, returned {q['returned']}, destroyed {q['corrected_or_destroyed']}, "
+        f"outstanding {q['outstanding']}; effectiveness {report['effectiveness']}%"
+    )
+    return report
 
 
 async def _backorder_then_receive(

@@ -1,0 +1,127 @@
+"""Statuses that cross process boundaries, each with its sets defined once beside it.
+
+The shipment service alone decides a shipment's status (from its scans) and publishes
+it with a `revision` that grows with every change; the order service's read model and
+the order workflow apply the status of the highest revision they have seen and never
+re-derive it. The order service alone decides an order's status.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ShipmentStatus(StrEnum):
+    """A shipment's status: the normalized tracking scale plus `cancelled` (before dispatch)."""
+
+    PENDING = "pending"
+    INFO_RECEIVED = "info_received"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    ATTEMPT_FAILED = "attempt_failed"
+    AVAILABLE_FOR_PICKUP = "available_for_pickup"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"
+    RETURNED_TO_SENDER = "returned_to_sender"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+# A shipment in one of these never changes status again.
+SHIPMENT_FINAL: frozenset[ShipmentStatus] = frozenset(
+    {
+        ShipmentStatus.DELIVERED,
+        ShipmentStatus.RETURNED_TO_SENDER,
+        ShipmentStatus.EXPIRED,
+        ShipmentStatus.CANCELLED,
+    }
+)
+# The carrier does not have the parcel yet: the shipment may still be cancelled.
+SHIPMENT_NOT_DISPATCHED: frozenset[ShipmentStatus] = frozenset(
+    {ShipmentStatus.PENDING, ShipmentStatus.INFO_RECEIVED}
+)
+# Final statuses whose goods never reached the customer and are back on the shelf.
+SHIPMENT_GOODS_BACK: frozenset[ShipmentStatus] = frozenset(
+    {ShipmentStatus.RETURNED_TO_SENDER, ShipmentStatus.EXPIRED, ShipmentStatus.CANCELLED}
+)
+
+
+class OrderStatus(StrEnum):
+    """An order's lifecycle (rules and transitions: `services/order/orders.py`)."""
+
+    PLACED = "placed"
+    CREDIT_HOLD = "credit_hold"
+    CONFIRMED = "confirmed"
+    BACKORDERED = "backordered"
+    SHIPPING = "shipping"
+    NEEDS_ATTENTION = "needs_attention"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+ORDER_FINAL: frozenset[OrderStatus] = frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELLED})
+ORDER_OPEN: frozenset[OrderStatus] = frozenset(OrderStatus) - ORDER_FINAL
+
+
+class ReturnStatus(StrEnum):
+    """A return's (RMA's) lifecycle; the returns service alone decides it."""
+
+    REQUESTED = "requested"
+    AUTHORIZED = "authorized"
+    REJECTED = "rejected"
+    AWAITING_RECEIPT = "awaiting_receipt"
+    RECEIVED = "received"
+    INSPECTED = "inspected"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+RETURN_FINAL: frozenset[ReturnStatus] = frozenset(
+    {ReturnStatus.REJECTED, ReturnStatus.CLOSED, ReturnStatus.EXPIRED, ReturnStatus.CANCELLED}
+)
+RETURN_OPEN: frozenset[ReturnStatus] = frozenset(ReturnStatus) - RETURN_FINAL
+
+
+class ReturnKind(StrEnum):
+    """A customer's own return, or one opened for a recall (no window, no fee)."""
+
+    CUSTOMER = "customer"
+    RECALL = "recall"
+
+
+class Disposition(StrEnum):
+    """What happens to a received quantity of one lot."""
+
+    RESTOCK = "restock"
+    REFURBISH = "refurbish"
+    SCRAP = "scrap"
+    RETURN_TO_VENDOR = "return_to_vendor"
+
+
+class Resolution(StrEnum):
+    """How a return is settled with the customer."""
+
+    REFUND = "refund"
+    REPLACEMENT = "replacement"
+    REPAIR = "repair"
+    RETURNED_TO_CUSTOMER = "returned_to_customer"
+
+
+class LotStatus(StrEnum):
+    """A lot's status in the order service's ledger: only `released` stock is reserved
+    or picked."""
+
+    RELEASED = "released"
+    ON_HOLD = "on_hold"
+    QUARANTINED = "quarantined"
+    RECALLED = "recalled"
+
+
+class RecallStatus(StrEnum):
+    """A recall campaign's lifecycle."""
+
+    OPEN = "open"  # opened, fan-out (quarantine, trace, notices) under way
+    IN_PROGRESS = "in_progress"  # every consignee noticed; following responses and returns
+    CLOSED = "closed"

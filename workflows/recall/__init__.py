@@ -1,0 +1,1 @@
+"""The Recall workflow (`recall-{id}`): quarantine, trace, notice, follow, close."""

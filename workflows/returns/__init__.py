@@ -1,0 +1,1 @@
+"""The Return workflow (`return-{id}`): policy, label, receipt, inspection, resolution."""
