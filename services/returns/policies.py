@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.returns.rma_models import ReturnPolicy
+from services.returns.schemas import PolicyCreate, PolicyIn
 
 DEFAULT_POLICY = "default"
 RECALL_REASON = "recall"
@@ -149,3 +150,59 @@ async def delete_policy(session: AsyncSession, policy_id: str) -> None:
         raise Conflict("the default return policy cannot be deleted", code="default_policy")
     policy = await get_policy(session, policy_id)
     await session.delete(policy)
+
+
+def _check_fee(body: PolicyIn) -> None:
+    if body.restocking_fee_kind == "percent" and body.restocking_fee_value > 100:
+        raise Unprocessable("a percent restocking fee is at most 100", code="invalid_fee")
+
+
+def _apply(policy: ReturnPolicy, body: PolicyIn) -> None:
+    for name, value in body.model_dump(exclude={"id"}).items():
+        setattr(policy, name, value)
+    policy.allowed_reasons = list(body.allowed_reasons)
+
+
+async def _category_taken(session: AsyncSession, category: str | None, policy_id: str) -> bool:
+    if category is None:
+        return False
+    clash = await session.execute(
+        sa.select(ReturnPolicy.id).where(
+            ReturnPolicy.category == category, ReturnPolicy.id != policy_id
+        )
+    )
+    return clash.first() is not None
+
+
+async def create_policy(session: AsyncSession, body: PolicyCreate) -> ReturnPolicy:
+    """A new category's policy: 409 `policy_exists` when the id or category has one,
+    422 `invalid_fee` for a percent fee above 100."""
+    _check_fee(body)
+    if await session.get(ReturnPolicy, body.id) is not None or await _category_taken(
+        session, body.category, body.id
+    ):
+        raise Conflict(
+            f"policy {body.id} or one for category {body.category} exists", code="policy_exists"
+        )
+    now = datetime.now(UTC)
+    policy = ReturnPolicy(id=body.id, version=1, created_at=now, updated_at=now)
+    _apply(policy, body)
+    session.add(policy)
+    await session.flush()
+    return policy
+
+
+async def replace_policy(session: AsyncSession, policy_id: str, body: PolicyIn) -> ReturnPolicy:
+    """Replace a policy: only the default has no category (422 `category_required`), a
+    category has one policy (409 `policy_exists`), 422 `invalid_fee` as above."""
+    _check_fee(body)
+    policy = await get_policy(session, policy_id)
+    if (body.category is None) != (policy_id == DEFAULT_POLICY):
+        raise Unprocessable("only the default policy has no category", code="category_required")
+    if await _category_taken(session, body.category, policy_id):
+        raise Conflict(f"category {body.category} has another policy", code="policy_exists")
+    _apply(policy, body)
+    policy.version += 1
+    policy.updated_at = datetime.now(UTC)
+    await session.flush()
+    return policy

@@ -8,8 +8,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from services.common.numbers import NOT_BOOL
 from services.common.statuses import RecallStatus
 
 # The order service's codes (services/order/stock_schemas.py), restated: the returns
@@ -21,15 +22,6 @@ MAX_QUANTITY = 1_000_000_000
 SkuCode = Annotated[str, Field(pattern=SKU_PATTERN, examples=["CHAI-500G"])]
 LotCode = Annotated[str, Field(pattern=LOT_PATTERN, examples=["L2025-031"])]
 Id64 = Annotated[str, Field(min_length=1, max_length=64)]
-
-
-def _not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("a number, not a boolean")
-    return value
-
-
-NOT_BOOL = BeforeValidator(_not_bool)  # JSON true is no integer (59.0 is one)
 
 
 class HazardClass(StrEnum):

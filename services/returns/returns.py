@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common import events as ev
 from services.common.auth import Principal, Role
 from services.common.outbox import stage
+from services.common.pagination import decode_time_cursor, encode_time_cursor
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.common.statuses import (
     Disposition,
@@ -61,6 +62,7 @@ from services.returns.schemas import (
     ReturnLineOut,
     ReturnLotOut,
     ReturnOut,
+    ReturnPage,
 )
 
 S = ReturnStatus
@@ -892,3 +894,54 @@ async def view(session: AsyncSession, ret: Return, caller: Principal) -> ReturnO
         created_at=ret.created_at,
         updated_at=ret.updated_at,
     )
+
+
+@dataclass(frozen=True)
+class ReturnFilter:
+    """What `GET /returns` narrows by (None: any)."""
+
+    customer_id: str | None = None
+    order_id: str | None = None
+    status: ReturnStatus | None = None
+    kind: ReturnKind | None = None
+    attention: bool | None = None
+
+
+async def page(
+    session: AsyncSession,
+    caller: Principal,
+    filters: ReturnFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> ReturnPage:
+    """One page of returns, newest first. A customer sees only their own (another
+    customer's id gives an empty page); only staff filter by `attention`."""
+    customer_id = filters.customer_id
+    if caller.role is Role.CUSTOMER:
+        if customer_id not in (None, caller.customer_id):
+            return ReturnPage(items=[], next_cursor=None)
+        customer_id = caller.customer_id
+    query = sa.select(Return).order_by(Return.created_at.desc(), Return.id.desc()).limit(limit + 1)
+    if customer_id is not None:
+        query = query.where(Return.customer_id == customer_id)
+    if filters.order_id is not None:
+        query = query.where(Return.order_id == filters.order_id)
+    if filters.status is not None:
+        query = query.where(Return.status == filters.status.value)
+    if filters.kind is not None:
+        query = query.where(Return.kind == filters.kind.value)
+    if filters.attention is not None and caller.is_staff:
+        flagged = Return.attention.is_not(None)
+        query = query.where(flagged if filters.attention else sa.not_(flagged))
+    if cursor:
+        at, last_id = decode_time_cursor(cursor)
+        query = query.where(
+            sa.tuple_(Return.created_at, Return.id) < sa.tuple_(sa.literal(at), sa.literal(last_id))
+        )
+    rows = list((await session.execute(query)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [await view(session, ret, caller) for ret in rows]
+    next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return ReturnPage(items=items, next_cursor=next_cursor)

@@ -7,7 +7,6 @@ and `/return-policies`. Routes stay thin: the rules are in `returns.py` and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -18,8 +17,6 @@ from services.common.app import Runtime
 from services.common.auth import Principal, Role, require
 from services.common.deps import IdempotencyKey, RuntimeDep
 from services.common.idempotency import run_idempotent
-from services.common.pagination import decode_time_cursor, encode_time_cursor
-from services.common.problems import Conflict, Unprocessable
 from services.common.statuses import Resolution, ReturnKind, ReturnStatus
 from services.returns import policies
 from services.returns import returns as rules
@@ -100,7 +97,12 @@ async def request_return(
     )
 
 
-@router.get("", response_model=ReturnPage, summary="Returns, newest first (customers: own)")
+@router.get(
+    "",
+    response_model=ReturnPage,
+    summary="Returns, newest first (customers: own)",
+    responses={400: {"description": "`invalid_cursor`: not a `next_cursor` of this list"}},
+)
 async def list_returns(
     runtime: RuntimeDep,
     caller: Reader,
@@ -112,35 +114,9 @@ async def list_returns(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> ReturnPage:
-    if caller.role is Role.CUSTOMER:
-        if customer_id not in (None, caller.customer_id):
-            return ReturnPage(items=[], next_cursor=None)
-        customer_id = caller.customer_id
-    query = sa.select(Return).order_by(Return.created_at.desc(), Return.id.desc()).limit(limit + 1)
-    if customer_id is not None:
-        query = query.where(Return.customer_id == customer_id)
-    if order_id is not None:
-        query = query.where(Return.order_id == order_id)
-    if status is not None:
-        query = query.where(Return.status == status.value)
-    if kind is not None:
-        query = query.where(Return.kind == kind.value)
-    if attention is not None and caller.is_staff:
-        query = query.where(
-            Return.attention.is_not(None) if attention else Return.attention.is_(None)
-        )
-    if cursor:
-        at, last_id = decode_time_cursor(cursor)
-        query = query.where(
-            sa.tuple_(Return.created_at, Return.id) < sa.tuple_(sa.literal(at), sa.literal(last_id))
-        )
+    filters = rules.ReturnFilter(customer_id, order_id, status, kind, attention)
     async with runtime.db.reading() as session:
-        rows = list((await session.execute(query)).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = [await rules.view(session, ret, caller) for ret in rows]
-    next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return ReturnPage(items=items, next_cursor=next_cursor)
+        return await rules.page(session, caller, filters, limit=limit, cursor=cursor)
 
 
 @router.get("/{return_id}", response_model=ReturnOut, summary="One return")
@@ -364,47 +340,21 @@ async def attention(
 # --- policies -------------------------------------------------------------------------
 
 
-def _check_policy(body: PolicyIn) -> None:
-    if body.restocking_fee_kind == "percent" and body.restocking_fee_value > 100:
-        raise Unprocessable("a percent restocking fee is at most 100", code="invalid_fee")
-
-
-def _apply(policy: ReturnPolicy, body: PolicyIn) -> None:
-    for name, value in body.model_dump(exclude={"id"}).items():
-        setattr(policy, name, value)
-    policy.allowed_reasons = list(body.allowed_reasons)
-
-
 @policy_router.post(
     "",
     status_code=201,
     response_model=PolicyOut,
     summary="Create a category's return policy",
-    responses={409: {"description": "`policy_exists`: that id or category has a policy"}},
+    responses={
+        409: {"description": "`policy_exists`: that id or category has a policy"},
+        422: {"description": "`invalid_fee`: a percent restocking fee above 100"},
+    },
 )
 async def create_policy(
     caller: Coordinator, body: PolicyCreate, runtime: RuntimeDep, key: IdempotencyKey
 ) -> Any:
-    _check_policy(body)
-    if body.category is None:
-        raise Unprocessable("a new policy names its category", code="category_required")
-
     async def create(session: AsyncSession) -> tuple[int, Any]:
-        taken = await session.execute(
-            sa.select(ReturnPolicy.id).where(
-                sa.or_(ReturnPolicy.id == body.id, ReturnPolicy.category == body.category)
-            )
-        )
-        if taken.first() is not None:
-            raise Conflict(
-                f"policy {body.id} or one for category {body.category} exists",
-                code="policy_exists",
-            )
-        now = datetime.now(UTC)
-        policy = ReturnPolicy(id=body.id, version=1, created_at=now, updated_at=now)
-        _apply(policy, body)
-        session.add(policy)
-        await session.flush()
+        policy = await policies.create_policy(session, body)
         return 201, PolicyOut.model_validate(policy).model_dump(mode="json")
 
     return await run_idempotent(
@@ -434,27 +384,19 @@ async def get_policy(policy_id: PolicyId, runtime: RuntimeDep, caller: Staff) ->
     "/{policy_id}",
     response_model=PolicyOut,
     summary="Replace a return policy (the default keeps no category)",
-    responses={409: {"description": "`policy_exists`: another policy has that category"}},
+    responses={
+        409: {"description": "`policy_exists`: another policy has that category"},
+        422: {
+            "description": "`invalid_fee`: a percent restocking fee above 100; "
+            "`category_required`: only the default policy has no category"
+        },
+    },
 )
 async def replace_policy(
     policy_id: PolicyId, body: PolicyIn, runtime: RuntimeDep, caller: Coordinator
 ) -> PolicyOut:
-    _check_policy(body)
     async with runtime.db.transaction() as session:
-        policy = await policies.get_policy(session, policy_id)
-        if (body.category is None) != (policy_id == policies.DEFAULT_POLICY):
-            raise Unprocessable("only the default policy has no category", code="category_required")
-        clash = await session.execute(
-            sa.select(ReturnPolicy.id).where(
-                ReturnPolicy.category == body.category, ReturnPolicy.id != policy_id
-            )
-        )
-        if body.category is not None and clash.first() is not None:
-            raise Conflict(f"category {body.category} has another policy", code="policy_exists")
-        _apply(policy, body)
-        policy.version += 1
-        policy.updated_at = datetime.now(UTC)
-        await session.flush()
+        policy = await policies.replace_policy(session, policy_id, body)
         return PolicyOut.model_validate(policy)
 
 

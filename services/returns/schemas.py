@@ -6,15 +6,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.common.money import Money
+from services.common.numbers import NOT_BOOL
 from services.common.statuses import Disposition, Resolution
 
 Ref = Annotated[str, Field(min_length=1, max_length=64)]
 Note = Annotated[str, Field(min_length=1, max_length=500)]
-LineNo = Annotated[int, Field(ge=1, le=10_000)]
-Quantity = Annotated[int, Field(ge=0, le=1_000_000)]
+LineNo = Annotated[int, Field(ge=1, le=10_000), NOT_BOOL]
+Quantity = Annotated[int, Field(ge=0, le=1_000_000), NOT_BOOL]
 
 
 class Strict(BaseModel):
@@ -23,7 +24,7 @@ class Strict(BaseModel):
 
 class ReturnLineIn(Strict):
     line_no: LineNo
-    quantity: Annotated[int, Field(ge=1, le=1_000_000)]
+    quantity: Annotated[int, Field(ge=1, le=1_000_000), NOT_BOOL]
 
 
 class ReturnCreate(Strict):
@@ -188,18 +189,21 @@ class PolicyIn(Strict):
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     category: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    window_days: Annotated[int, Field(ge=0, le=3650)]
+    window_days: Annotated[int, Field(ge=0, le=3650), NOT_BOOL]
     allowed_reasons: Annotated[list[ReasonCode], Field(max_length=10)]
     required_condition: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     restocking_fee_kind: Literal["none", "fixed", "percent"] = "none"
     restocking_fee_value: Money = Decimal("0")
     return_shipping_paid_by: Literal["merchant", "customer"] = "merchant"
     keep_it_threshold: Money = Decimal("0")
-    receipt_timeout_days: Annotated[int, Field(ge=1, le=365)] = 14
-    auto_authorize: bool = True
+    receipt_timeout_days: Annotated[int, Field(ge=1, le=365), NOT_BOOL] = 14
+    auto_authorize: StrictBool = True
 
 
 class PolicyCreate(PolicyIn):
+    """A new policy, always for a category (the default is seeded)."""
+
+    category: Annotated[str, Field(min_length=1, max_length=64)]
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 

@@ -355,3 +355,71 @@ async def test_bad_input_answers_problem_details(returns: RunningService, bus: B
     assert (r.status_code, r.json()["code"]) == (409, "invalid_transition")
     r = await returns.http.post("/returns", json=return_body("o-8", (1, 1)), headers=ALICE)
     assert r.status_code in (400, 428)
+
+
+async def test_retry_clears_attention_once_and_tells_the_workflow(
+    returns: RunningService, bus: Bus
+) -> None:
+    await deliver(bus, "o-9", "c-alice", [("MUG", 1, "10.00", None)])
+    ret = await request_when_known(returns, return_body("o-9", (1, 1)), ALICE)
+    rid = ret["id"]
+    r = await coord(returns, rid, "retry")
+    assert (r.status_code, r.json()["code"]) == (409, "not_needing_attention")
+    marked = await step(returns, rid, "attention", reason="several_warehouses", detail="WH-A, WH-B")
+    assert (marked["attention"], marked["attention_detail"]) == ("several_warehouses", "WH-A, WH-B")
+    mine = await returns.http.get(f"/returns/{rid}", headers=ALICE)
+    assert mine.json()["attention"] is None  # staff only
+    flagged = await returns.http.get("/returns", params={"attention": "true"}, headers=COORD)
+    assert [item["id"] for item in flagged.json()["items"]] == [rid]
+    r = await returns.http.post(f"/returns/{rid}/retry", json={}, headers=ALICE)
+    assert r.status_code == 403
+    r = await coord(returns, rid, "retry")
+    assert r.status_code == 200, r.text
+    assert (r.json()["attention"], r.json()["status"]) == (None, "requested")
+    [event] = await staged(returns, "returns.return.retry_requested.v1", rid)
+    assert event["requested_by"]
+    r = await coord(returns, rid, "retry")
+    assert (r.status_code, r.json()["code"]) == (409, "not_needing_attention")
+    assert len(await staged(returns, "returns.return.retry_requested.v1", rid)) == 1
+
+
+async def test_policy_input_is_checked_before_anything_is_written(
+    returns: RunningService, bus: Bus
+) -> None:
+    async def create(**changes: Any) -> Any:
+        body = {"id": "p-x", "name": "x", "category": "mugs", "window_days": 30}
+        body["allowed_reasons"] = ["damaged"]
+        return await returns.http.post(
+            "/return-policies",
+            json={**body, **changes},
+            headers={**COORD, "Idempotency-Key": str(uuid.uuid4())},
+        )
+
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"window_days": False}, "validation_error"),
+        ({"auto_authorize": "yes"}, "validation_error"),
+        ({"category": None}, "validation_error"),
+        ({"restocking_fee_kind": "percent", "restocking_fee_value": "101"}, "invalid_fee"),
+    ]
+    for changes, code in cases:
+        r = await create(**changes)
+        assert (r.status_code, r.json()["code"]) == (422, code), (changes, r.text)
+    listed = await returns.http.get("/return-policies", headers=COORD)
+    assert [p["id"] for p in listed.json()["items"]] == ["default"]
+    assert (await create()).status_code == 201
+    default = (await returns.http.get("/return-policies/default", headers=COORD)).json()
+    keep = {k: default[k] for k in ("name", "window_days", "allowed_reasons")}
+    r = await returns.http.put(
+        "/return-policies/default", json={**keep, "category": "mugs"}, headers=COORD
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "category_required")
+    r = await returns.http.put(
+        "/return-policies/p-x", json={**keep, "category": None}, headers=COORD
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "category_required")
+    r = await returns.http.post(
+        "/returns",
+        json=return_body("o-1", (1, True)),
+        headers={**ALICE, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error")
