@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from services.common import events as ev
 from services.common.envelope import Envelope
 from services.common.tables import outbox
-from services.common.workflow_names import RecallWorkflow
+from services.common.workflow_names import RecallWorkflow, ReturnWorkflow
 from tests.e2e.conftest import HISTORIES, World
 from tests.e2e.test_order_to_delivery import DELIVER
 from tests.harness import Stack, auth, eventually
@@ -240,3 +241,84 @@ async def test_a_long_following_recall_continues_as_new_and_still_closes(
     await workflow_done(world, rid)
     events = [e async for e in handle.fetch_history_events()]
     assert len(events) < 60
+
+
+async def test_a_returning_consignee_gets_a_label_and_a_destroying_one_none(
+    world: World,
+) -> None:
+    """A `returning` answer starts the recall return's Return workflow, which buys the
+    label for what the consignee still has and follows the parcel to the warehouse; a
+    `destroyed` answer cancels the other return without any workflow or label."""
+    if not await _has_traceability(world):
+        pytest.skip("the order service has no traceability route in this tree yet")
+    orders = {}
+    for customer in (world.acme, world.jane):
+        order_id = await world.place(customer, ("MUG-CERAMIC", 2))
+        [shipment] = await world.wait_shipments(order_id, 1)
+        await world.scan(shipment["tracking_number"], *DELIVER)
+        await world.wait_status(order_id, "completed")
+        orders[customer] = order_id
+    recall = await open_recall(world, "MUG-CERAMIC", ["M-0001"])
+    rid = recall["id"]
+    await wait_recall(world, rid, "in_progress")
+    page = await world.api.call("returns", "GET", f"/recalls/{rid}/consignees")
+    returns = {row["customer_id"]: row["return_id"] for row in page["items"]}
+    assert set(returns) == {world.acme, world.jane}
+    answers = [(world.acme, "returning", 1), (world.jane, "destroyed", 2)]
+    for customer, action, on_hand in answers:
+        await world.api.call(
+            "returns",
+            "POST",
+            f"/recalls/{rid}/consignees/{customer}/response",
+            {"action": action, "quantity_on_hand": on_hand},
+        )
+
+    coming = returns[world.acme]
+    shipment = await world.return_shipment(coming)
+    assert [line["quantity"] for line in shipment["lines"]] == [1]  # only what is left
+    labelled = await world.api.call("returns", "GET", f"/returns/{coming}")
+    assert labelled["status"] == "awaiting_receipt" and labelled["kind"] == "recall"
+    assert labelled["tracking_number"] == shipment["tracking_number"]
+    destroyed = await world.api.call("returns", "GET", f"/returns/{returns[world.jane]}")
+    assert destroyed["status"] == "cancelled" and destroyed["tracking_number"] is None
+    with pytest.raises(RPCError):
+        await world.temporal.get_workflow_handle(ReturnWorkflow.id(returns[world.jane])).describe()
+
+    await world.scan_return(coming, "IR", "PU", "OD", "DL")
+
+    async def arrived() -> dict[str, Any] | None:
+        body: dict[str, Any] = await world.api.call("returns", "GET", f"/returns/{coming}")
+        return body if body["arrived_at"] else None
+
+    ret = await eventually(arrived, 45, 0.1, "the recall parcel at the warehouse")
+    [lot] = ret["lots"]
+    await world.api.call(
+        "returns",
+        "POST",
+        f"/returns/{coming}/receipt",
+        {"lots": [{"line_no": lot["line_no"], "lot": lot["lot"], "good": 1, "damaged": 0}]},
+    )
+    await world.api.call(
+        "returns",
+        "POST",
+        f"/returns/{coming}/inspection",
+        {
+            "lots": [
+                {
+                    "line_no": lot["line_no"],
+                    "lot": lot["lot"],
+                    "disposition": "scrap",
+                    "reason": "recalled: lead glaze",
+                }
+            ]
+        },
+    )
+    handle = world.temporal.get_workflow_handle(ReturnWorkflow.id(coming))
+    assert await handle.result() == "closed"
+    report = await world.api.call("returns", "GET", f"/recalls/{rid}/report")
+    assert report["quantities"]["returned"] == 1
+    # Jane's 2 destroyed there, Acme's 1 scrapped on arrival; Acme's other unit was gone
+    # before the notice (1 on hand), so nothing is outstanding.
+    assert report["quantities"]["corrected_or_destroyed"] == 3
+    assert report["quantities"]["outstanding"] == 0
+    assert report["effectiveness"] == "100.0"
