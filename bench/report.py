@@ -45,9 +45,10 @@ class Results:
     status: dict[str, Any]
 
 
-def _figure(
+def figure(
     label: str, unit: str, value: float, baseline_label: str, baseline: float
 ) -> dict[str, Any]:
+    """One figure of a report: Waybill's value beside its baseline's, and their ratio."""
     return {
         "label": label,
         "unit": unit,
@@ -62,49 +63,49 @@ def figures(r: Results) -> dict[str, dict[str, Any]]:
     """Each Waybill figure beside the raw limit it is compared with, and their ratio."""
     const_rps = r.constant["requests_per_s"]
     return {
-        "intake_vs_constant_endpoint": _figure(
+        "intake_vs_constant_endpoint": figure(
             "orders accepted/s (POST /orders)",
             "per_s",
             r.intake["orders_per_s"],
             "constant endpoint req/s",
             const_rps,
         ),
-        "intake_vs_workflow_starts": _figure(
+        "intake_vs_workflow_starts": figure(
             "orders accepted/s",
             "per_s",
             r.intake["orders_per_s"],
             "trivial workflow starts/s",
             r.trivial["starts_per_s"],
         ),
-        "completions_vs_workflow_completions": _figure(
+        "completions_vs_workflow_completions": figure(
             "order-to-delivery completions/s",
             "per_s",
             r.delivery["completions_per_s"],
             "trivial workflow completions/s",
             r.trivial["completions_per_s"],
         ),
-        "status_vs_constant_endpoint": _figure(
+        "status_vs_constant_endpoint": figure(
             "GET /orders/{id}/status req/s",
             "per_s",
             r.status["requests_per_s"],
             "constant endpoint req/s",
             const_rps,
         ),
-        "status_p50_vs_constant_endpoint": _figure(
+        "status_p50_vs_constant_endpoint": figure(
             "  status p50 latency",
             "ms",
             r.status["p50_ms"],
             "constant endpoint p50",
             r.constant["p50_ms"],
         ),
-        "status_p99_vs_constant_endpoint": _figure(
+        "status_p99_vs_constant_endpoint": figure(
             "  status p99 latency",
             "ms",
             r.status["p99_ms"],
             "constant endpoint p99",
             r.constant["p99_ms"],
         ),
-        "delivery_latency_vs_workflow_latency": _figure(
+        "delivery_latency_vs_workflow_latency": figure(
             "order-to-delivery latency p50",
             "s",
             r.delivery["latency_p50_s"],
@@ -144,6 +145,16 @@ def problems(r: Results) -> list[str]:
     return found
 
 
+def host() -> dict[str, Any]:
+    """The machine a report was measured on, and how busy it was at the end."""
+    return {
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
 def build(parameters: dict[str, Any], r: Results, seconds: float) -> dict[str, Any]:
     """The JSON report."""
     return {
@@ -151,12 +162,7 @@ def build(parameters: dict[str, Any], r: Results, seconds: float) -> dict[str, A
         "version": 1,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
-        "host": {
-            "cpus": os.cpu_count(),
-            "load_average": [round(x, 2) for x in os.getloadavg()],
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "host": host(),
         "parameters": parameters,
         "figures": figures(r),
         "details": {

@@ -248,6 +248,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from bench.recall_fanout import main as recall_main
 
         return recall_main(args.bench_args[1:])
+    if args.bench_args[:1] == ["replenishment"]:  # `waybill bench replenishment [--pairs ...]`
+        from bench.replenishment import main as replenishment_main
+
+        return replenishment_main(args.bench_args[1:])
     from bench.order_pipeline import main as bench_main
 
     return bench_main(args.bench_args)
@@ -321,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser(
         "bench",
         add_help=False,  # `waybill bench --help` shows the benchmark's own options
-        help="benchmark orders through a private system: [--orders N] [--out PATH] ...",
+        help="benchmark orders through a private system: [--orders N] [--out PATH] ...; "
+        "also `bench recall`, `bench replenishment`",
     )
 
     argv = sys.argv[1:] if argv is None else argv

@@ -86,3 +86,26 @@ async def test_recall_bench_seeds_orders_the_order_service_reads(stack: Stack) -
     [shipment] = status["shipments"]
     assert shipment["status"] == "delivered"
     assert [(lot["sku"], lot["lot"]) for lot in shipment["lots"]] == [(SKU, LOT)]
+
+
+@pytest.mark.timeout(300)
+def test_replenishment_bench_reports_every_figure(tmp_path: Path) -> None:
+    """Tiny N: each time and peak memory beside both baselines, the growth rows, the table."""
+    from bench.replenishment import main
+
+    out = tmp_path / "replenishment.json"
+    assert main(["--pairs", "200,2000", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    names = {
+        f"{what}_{pairs}_vs_{base}"
+        for what in ("time", "peak_rss")
+        for pairs in (200, 2000)
+        for base in ("statsforecast", "models")
+    } | {"time_growth", "cpu_time_growth", "peak_rss_growth"}
+    assert set(report["figures"]) == names
+    for name, figure in report["figures"].items():
+        for key in ("waybill", "baseline", "ratio"):
+            assert figure[key] > 0, (name, key, figure)
+    runs = report["details"]["runs"]
+    assert runs["2000"]["waybill"]["signals"] > 0
+    assert sum(runs["2000"]["waybill"]["methods"].values()) == 2000

@@ -227,6 +227,9 @@ class InventoryChanged(Event):
     held: int
     available: int
     reason: str
+    # Open backorder units of the SKU in every warehouse (backorders are per SKU, not
+    # per warehouse); a change of backorders alone emits for the SKU's warehouses too.
+    backordered: int = 0
 
 
 # --- shipment -------------------------------------------------------------------
@@ -565,6 +568,52 @@ class RecallClosed(Event):
     effectiveness: str  # percent, e.g. "97.5"
     closed_by: str
     reason: str
+
+
+# --- supplier ---------------------------------------------------------------------
+
+
+class SignalRaised(Event):
+    """A replenishment signal for one SKU x warehouse from one supplier: what the
+    position was, what the forecast and policy say, and the quantity proposed. Published
+    on `supplier.signal.raised` and, as a copy with its own event id, on the supplier's
+    own subject `supplier.<supplier_id>.signals`."""
+
+    TYPE = "supplier.signal.raised.v1"
+    signal_id: str
+    supplier_id: str
+    sku: str
+    warehouse_id: str
+    supplier_part_number: str | None = None
+    origin: str  # statuses.SignalOrigin
+    review_mode: str
+    on_hand: int
+    reserved: int
+    held: int
+    backordered: int
+    on_order: int
+    position: int
+    forecast_method: str
+    forecast_daily_mean: float
+    safety_stock: int
+    reorder_point: int
+    target: int
+    quantity: int
+    need_by: str  # ISO date
+    unit_cost: str
+    currency: str
+
+
+class SignalCancelled(Event):
+    """A coordinator dismissed an open signal; the pair may signal again."""
+
+    TYPE = "supplier.signal.cancelled.v1"
+    signal_id: str
+    supplier_id: str
+    sku: str
+    warehouse_id: str
+    reason: str
+    cancelled_by: str
 
 
 # --- customer: notices ------------------------------------------------------------

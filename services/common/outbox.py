@@ -71,10 +71,14 @@ async def stage(
     *,
     subject: str,
     max_bytes: int | None = None,
+    nats_subject: str | None = None,
 ) -> Envelope:
     """Write `event` about entity `subject` to the outbox in the caller's transaction;
     422 `event_too_large` when its envelope exceeds `max_bytes` (default: the
-    `max_event_bytes` setting)."""
+    `max_event_bytes` setting). The relay publishes it on its type's subject, or on
+    `nats_subject` when given (a copy for one recipient, such as a supplier's own
+    `supplier.<id>.signals`: stage it again, so the copy has an envelope id of its own
+    and the stream does not drop it as a duplicate)."""
     envelope = Envelope.new(
         source=source,
         type=event.TYPE,
@@ -93,7 +97,7 @@ async def stage(
     await session.execute(
         outbox.insert().values(
             event_id=envelope.id,
-            subject=envelope.nats_subject,
+            subject=nats_subject or envelope.nats_subject,
             type=envelope.type,
             envelope=body,
             headers=envelope.trace_headers(),

@@ -125,3 +125,48 @@ class RecallStatus(StrEnum):
     OPEN = "open"  # opened, fan-out (quarantine, trace, notices) under way
     IN_PROGRESS = "in_progress"  # every consignee noticed; following responses and returns
     CLOSED = "closed"
+
+
+class SignalStatus(StrEnum):
+    """A replenishment signal's lifecycle; the supplier service alone decides it."""
+
+    OPEN = "open"  # raised, waiting for a purchase order
+    ORDERED = "ordered"  # a purchase order was made from it
+    CANCELLED = "cancelled"  # dismissed by a coordinator
+    SUPERSEDED = "superseded"  # replaced by a newer signal for the same pair
+
+
+SIGNAL_FINAL: frozenset[SignalStatus] = frozenset(SignalStatus) - {SignalStatus.OPEN}
+
+
+class SignalOrigin(StrEnum):
+    """Who raised a signal: the replenishment policy, or the supplier's own proposal (VMI)."""
+
+    POLICY = "policy"
+    SUPPLIER = "supplier"
+
+
+class PurchaseOrderStatus(StrEnum):
+    """A purchase order's lifecycle at the supplier service."""
+
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    ACKNOWLEDGED = "acknowledged"
+    SHIPPED = "shipped"
+    RECEIVED = "received"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+# Approved and not yet received: what these still lack counts as on order in the
+# inventory position, so a late confirmation never triggers a second order.
+PO_ON_ORDER: frozenset[PurchaseOrderStatus] = frozenset(
+    {
+        PurchaseOrderStatus.APPROVED,
+        PurchaseOrderStatus.ACKNOWLEDGED,
+        PurchaseOrderStatus.SHIPPED,
+    }
+)
+PO_FINAL: frozenset[PurchaseOrderStatus] = frozenset(
+    {PurchaseOrderStatus.RECEIVED, PurchaseOrderStatus.CLOSED, PurchaseOrderStatus.CANCELLED}
+)

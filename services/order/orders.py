@@ -430,11 +430,11 @@ async def _backorder(
     )
 
 
-async def drop_backorders(session: AsyncSession, order: Order) -> ReservationResult:
+async def drop_backorders(session: AsyncSession, source: str, order: Order) -> ReservationResult:
     """Ship what is reserved and give up on the rest (backorder timeout policy):
     `backordered → confirmed`; answers what remains reserved and, as `missing`, what
     was dropped."""
-    dropped = await stock.drop_backorders(session, order.id)
+    dropped = await stock.drop_backorders(session, order.id, source)
     if dropped:
         note(session, order.id, "backorder_dropped", _missing(dropped))
     if order.status == S.BACKORDERED:

@@ -331,7 +331,8 @@ async def drop_backorders(order_id: str, runtime: RuntimeDep, _: Service) -> Any
     """Ship what is reserved and give up on the rest (backorder timeout policy); answers
     the reservations that remain and, as `missing`, what was dropped."""
     async with runtime.db.transaction() as session:
-        return await orders.drop_backorders(session, await orders.for_update(session, order_id))
+        order = await orders.for_update(session, order_id)
+        return await orders.drop_backorders(session, runtime.source, order)
 
 
 @internal.post(

@@ -4,6 +4,10 @@ order code and the order-to-delivery workflow call inside their own transactions
 Every quantity change goes through `_Work.move`, which updates the lot's balance and appends
 a `StockMovement` whose bucket deltas sum to the balance; each public function then
 stages one `InventoryChanged` per SKU x warehouse it touched, in the same transaction.
+The event also carries the SKU's open backorder units (all warehouses); a change of
+backorders alone (`_Work.backorders_changed`) announces the SKU in each warehouse that
+holds a balance of it, or in every active warehouse when none does, so a follower (the
+supplier service's inventory position) always knows what is owed to orders.
 
 Concurrency: a writer first locks the SKU rows it works on (sorted by code, `FOR NO KEY
 UPDATE`), then their balance rows (sorted by sku, warehouse, lot, `FOR UPDATE`), and only
@@ -126,6 +130,11 @@ class _Work:
     actor: str
     reason: str
     touched: set[tuple[str, str]] = field(default_factory=set)
+    backordered: set[str] = field(default_factory=set)
+
+    def backorders_changed(self, sku: str) -> None:
+        """The SKU's open backorders changed: announce it even if no balance moved."""
+        self.backordered.add(sku)
 
     def move(
         self,
@@ -176,12 +185,37 @@ class _Work:
         self.touched.add((balance.sku, balance.warehouse_id))
         return movement
 
+    async def _warehouses_of(self, sku: str) -> list[str]:
+        """Where a change of the SKU's backorders is announced: every warehouse holding a
+        balance of it, else every active warehouse."""
+        held = await self.session.scalars(
+            sa.select(StockBalance.warehouse_id).where(StockBalance.sku == sku).distinct()
+        )
+        found = sorted(held)
+        return found or sorted(await _active_warehouses(self.session))
+
+    async def _open_backordered(self, sku: str) -> int:
+        total = await self.session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(StockBackorder.quantity), 0)).where(
+                StockBackorder.sku == sku, StockBackorder.status == "open"
+            )
+        )
+        return int(total or 0)
+
     async def emit(self) -> None:
-        """Stage one InventoryChanged per SKU x warehouse touched, with its new totals."""
-        if not self.touched:
+        """Stage one InventoryChanged per SKU x warehouse touched, with its new totals and
+        the SKU's open backorders (also for SKUs whose backorders alone changed)."""
+        if not self.touched and not self.backordered:
             return
         await self.session.flush()
+        for sku in sorted(self.backordered):
+            self.touched.update(
+                (sku, warehouse_id) for warehouse_id in await self._warehouses_of(sku)
+            )
+        backordered: dict[str, int] = {}
         for sku, warehouse_id in sorted(self.touched):
+            if sku not in backordered:
+                backordered[sku] = await self._open_backordered(sku)
             row = (
                 await self.session.execute(
                     sa.select(
@@ -203,10 +237,12 @@ class _Work:
                     held=held,
                     available=on_hand - reserved - held,
                     reason=self.reason,
+                    backordered=backordered[sku],
                 ),
                 subject=inventory_subject(sku, warehouse_id),
             )
         self.touched.clear()
+        self.backordered.clear()
 
 
 def _work(session: AsyncSession, source: str, reason: str, actor: str | None = None) -> _Work:
@@ -468,7 +504,7 @@ def _freed_into(balance: StockBalance, quantity: int) -> int:
 
 
 def _backorder_more(
-    session: AsyncSession,
+    work: _Work,
     backorder: StockBackorder | None,
     order_id: str,
     line_no: int,
@@ -476,10 +512,12 @@ def _backorder_more(
     quantity: int,
 ) -> None:
     """Add `quantity` to the line's open backorder, or open one."""
+    if quantity > 0:
+        work.backorders_changed(sku)
     if backorder is not None:
         backorder.quantity += quantity
         return
-    session.add(
+    work.session.add(
         StockBackorder(
             order_id=order_id,
             line_no=line_no,
@@ -539,6 +577,10 @@ async def reserve(
         backorder = open_backorders.get(line.line_no)
         if short:
             missing.append(Missing(line_no=line.line_no, sku=line.sku, quantity=short))
+            if backorder is None or (backorder.sku, backorder.quantity) != (line.sku, short):
+                work.backorders_changed(line.sku)
+                if backorder is not None:
+                    work.backorders_changed(backorder.sku)
             if backorder is None:
                 session.add(
                     StockBackorder(
@@ -554,6 +596,7 @@ async def reserve(
                 backorder.sku = line.sku
                 backorder.quantity = short
         elif backorder is not None:
+            work.backorders_changed(backorder.sku)
             backorder.quantity = 0
             backorder.status = "filled"
             backorder.closed_at = now
@@ -595,6 +638,7 @@ async def _fill(work: _Work, sku: str) -> list[tuple[str, list[Allocation]]]:
             _reserve_lot(work, backorder.order_id, backorder.line_no, lot, quantity, backorder.id)
             got += quantity
         if got:
+            work.backorders_changed(sku)
             backorder.quantity -= got
             if backorder.quantity == 0:
                 backorder.status = "filled"
@@ -685,17 +729,19 @@ async def release(session: AsyncSession, order_id: str, source: str) -> None:
         row.updated_at = now
         released.add(row.sku)
     for backorder in await _open_backorders(session, order_id=order_id, lock=True):
+        work.backorders_changed(backorder.sku)
         backorder.status = "cancelled"
         backorder.closed_at = now
     await _fill_each(work, released)
     await work.emit()
 
 
-async def drop_backorders(session: AsyncSession, order_id: str) -> list[Missing]:
+async def drop_backorders(session: AsyncSession, order_id: str, source: str) -> list[Missing]:
     """Cancel the order's open backorders (ship what is reserved); returns what was dropped."""
     first = await _open_backorders(session, order_id=order_id)
     if not first:
         return []
+    work = _work(session, source, "backorder_drop")
     await _lock_skus(session, {b.sku for b in first})
     now = _now()
     dropped = []
@@ -703,9 +749,10 @@ async def drop_backorders(session: AsyncSession, order_id: str) -> list[Missing]
         dropped.append(
             Missing(line_no=backorder.line_no, sku=backorder.sku, quantity=backorder.quantity)
         )
+        work.backorders_changed(backorder.sku)
         backorder.status = "cancelled"
         backorder.closed_at = now
-    await session.flush()
+    await work.emit()
     return sorted(dropped, key=lambda m: m.line_no)
 
 
@@ -855,7 +902,7 @@ async def _swap_unpickable(
         b.line_no: b for b in await _open_backorders(session, order_id=order_id, lock=True)
     }
     for (line_no, sku), quantity in short.items():
-        _backorder_more(session, open_backorders.get(line_no), order_id, line_no, sku, quantity)
+        _backorder_more(work, open_backorders.get(line_no), order_id, line_no, sku, quantity)
     await session.flush()
     return [Missing(line_no=n, sku=s, quantity=q) for (n, s), q in sorted(short.items())]
 
@@ -1288,7 +1335,7 @@ async def _displace(work: _Work, held: list[StockBalance], reason: str) -> list[
     }
     for (order_id, line_no), quantity in lost.items():
         backorder = open_backorders.get((order_id, line_no))
-        _backorder_more(session, backorder, order_id, line_no, sku, quantity)
+        _backorder_more(work, backorder, order_id, line_no, sku, quantity)
     await session.flush()
     await _fill(work, sku)
     short = {

@@ -113,6 +113,24 @@ async def test_stage_refuses_an_event_too_big_to_publish(stack: Stack) -> None:
     assert messaging["outbox"]["pending"] == 0
 
 
+async def test_a_copy_is_published_on_its_own_subject_under_its_own_id(
+    stack: Stack, bus: Bus
+) -> None:
+    """`nats_subject` sends a copy to one recipient's subject; staged again, it has an
+    envelope id of its own, so the stream keeps both."""
+    svc = await stack.start("order")
+    async with svc.runtime.db.transaction() as session:
+        first = await stage(session, "/t", ping("p", "hi"), subject="p")
+        copy = await stage(
+            session, "/t", ping("p", "hi"), subject="p", nats_subject="order.ping.copies"
+        )
+    [(copy_id, envelope)] = await eventually(lambda: stream_messages(bus, "order.ping.copies"))
+    assert copy_id == envelope["id"] == copy.id != first.id
+    assert envelope["type"] == "order.ping.requested.v1"
+    [(first_id, _)] = await eventually(lambda: stream_messages(bus, "order.ping.requested"))
+    assert first_id == first.id
+
+
 async def test_a_row_that_can_never_publish_is_parked_and_blocks_nothing(
     stack: Stack, bus: Bus
 ) -> None:

@@ -345,15 +345,54 @@ async def test_drop_backorders(stack: Stack) -> None:
     await stocked(order, "SKU-X", {("WH-A", "A"): 6})
     await stocked(order, "SKU-Y", {})
     await reserve(order, "o-1", ("SKU-X", 10), ("SKU-Y", 1))
-    dropped = await in_tx(order, lambda s: stock.drop_backorders(s, "o-1"))
+    dropped = await in_tx(order, lambda s: stock.drop_backorders(s, "o-1", "/tests"))
     assert dropped == [
         Missing(line_no=1, sku="SKU-X", quantity=4),
         Missing(line_no=2, sku="SKU-Y", quantity=1),
     ]
-    assert await in_tx(order, lambda s: stock.drop_backorders(s, "o-1")) == []
+    assert await in_tx(order, lambda s: stock.drop_backorders(s, "o-1", "/tests")) == []
     await receive(order, "WH-A", "SKU-X", "B", 5)
     assert await held_by(order, "o-1") == [(1, "WH-A", "A", 6)]
     assert (await availability(order, "SKU-X"))["WH-A"]["available"] == 5
+
+
+async def test_inventory_changes_carry_the_skus_open_backorders(stack: Stack, bus: Bus) -> None:
+    """Backorders are per SKU: each InventoryChanged carries the SKU's open backorder units,
+    and a change of backorders alone (no stock moved) is announced in every warehouse
+    holding the SKU, or every active warehouse when none does (the supplier service's
+    inventory position subtracts them)."""
+    order = await stack.start("order")
+    await stocked(order, "SKU-X", {("WH-A", "L1"): 2, ("WH-B", "L2"): 1})
+    await stocked(order, "SKU-Y", {})
+
+    def of(sku: str, reason: str) -> Any:
+        return lambda e: e["data"]["sku"] == sku and e["data"]["reason"] == reason
+
+    def seen(events: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+        return sorted(
+            (e["data"]["warehouse_id"], e["data"]["reserved"], e["data"]["backordered"])
+            for e in events
+        )
+
+    await reserve(order, "o-1", ("SKU-X", 10))  # 3 reserved, 7 backordered
+    assert seen(await wait_events(bus, "order.inventory.changed", 2, of("SKU-X", "reserve"))) == [
+        ("WH-A", 2, 7),
+        ("WH-B", 1, 7),
+    ]
+    await reserve(order, "o-2", ("SKU-X", 4))  # nothing to reserve: backorders alone
+    events = await wait_events(bus, "order.inventory.changed", 4, of("SKU-X", "reserve"))
+    assert seen(events[2:]) == [("WH-A", 2, 11), ("WH-B", 1, 11)]
+    await in_tx(order, lambda s: stock.drop_backorders(s, "o-2", "/tests"))
+    dropped = await wait_events(bus, "order.inventory.changed", 2, of("SKU-X", "backorder_drop"))
+    assert seen(dropped) == [("WH-A", 2, 7), ("WH-B", 1, 7)]
+    await reserve(order, "o-3", ("SKU-Y", 1))  # no balance anywhere: every active warehouse
+    assert seen(await wait_events(bus, "order.inventory.changed", 2, of("SKU-Y", "reserve"))) == [
+        ("WH-A", 0, 1),
+        ("WH-B", 0, 1),
+    ]
+    await in_tx(order, lambda s: stock.release(s, "o-1", order.runtime.source))
+    released = await wait_events(bus, "order.inventory.changed", 2, of("SKU-X", "unreserve"))
+    assert seen(released) == [("WH-A", 0, 0), ("WH-B", 0, 0)]
 
 
 # --- issue, unissue, restock ----------------------------------------------------------------
