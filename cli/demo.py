@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -286,9 +286,31 @@ async def run_demo(api: Api, out: Callable[[str], None] = print) -> list[dict[st
             f"{s['warehouse_id']}:{s['tracking_number']}={s['status']}" for s in result["shipments"]
         )
         out(f"{result['order_id']}: {result['status']} ({result['outcome']}) {shipments}")
-    await return_to_refund(api, split, jane, out)
+    picked = delivered_line([(split, jane, results[1]), (one, acme, results[0])])
+    if picked is None:
+        out("[return] skipped: the carrier sent every parcel back, nothing was delivered")
+    else:
+        await return_to_refund(api, *picked, out)
     await recall_lot(api, "MUG-CERAMIC", out)
     return list(results)
+
+
+def delivered_line(
+    candidates: Sequence[tuple[dict[str, Any], str, dict[str, Any]]],
+) -> tuple[dict[str, Any], str, int, str] | None:
+    """(order, customer id, line number, SKU) of a line whose shipment was delivered,
+    the grinder first: the simulated carrier sends a few parcels back to the sender, and
+    only delivered goods can be returned."""
+    found: list[tuple[dict[str, Any], str, int, str]] = []
+    for order, customer_id, status in candidates:
+        for shipment in status["shipments"]:
+            if shipment["status"] == "delivered":
+                found.extend(
+                    (order, customer_id, int(lot["line_no"]), str(lot["sku"]))
+                    for lot in shipment["lots"]
+                )
+    found.sort(key=lambda x: x[3] != "GRINDER-BURR")
+    return found[0] if found else None
 
 
 async def _until(
@@ -306,14 +328,18 @@ async def _until(
 
 
 async def return_to_refund(
-    api: Api, order: dict[str, Any], customer_id: str, out: Callable[[str], None]
+    api: Api,
+    order: dict[str, Any],
+    customer_id: str,
+    line_no: int,
+    sku: str,
+    out: Callable[[str], None],
 ) -> dict[str, Any]:
-    """A coordinator takes the grinder of a delivered order back: requested on the
+    """A coordinator takes one unit of a delivered line back: requested on the
     customer's behalf, authorized by policy, a return label, the parcel scanned back to
     the warehouse, received, inspected (restock), refunded less the restocking fee,
-    closed; the grinder is back on the shelf in its own lot."""
-    line = next(x for x in order["lines"] if x["sku"] == "GRINDER-BURR")
-    before = await api.call("order", "GET", "/stock/availability", params={"sku": "GRINDER-BURR"})
+    closed; the unit is back on the shelf in its own lot."""
+    before = await api.call("order", "GET", "/stock/availability", params={"sku": sku})
     ret = await api.call(
         "returns",
         "POST",
@@ -323,12 +349,12 @@ async def return_to_refund(
             "customer_id": customer_id,
             "reason": "no_longer_needed",
             "requested_resolution": "refund",
-            "lines": [{"line_no": line["line_no"], "quantity": 1}],
+            "lines": [{"line_no": line_no, "quantity": 1}],
         },
         key=f"demo-return-{order['id']}",
     )
     rid = ret["id"]
-    out(f"return {rid}: requested for 1 x GRINDER-BURR of {order['id']}")
+    out(f"return {rid}: requested for 1 x {sku} of {order['id']}")
 
     async def get() -> dict[str, Any]:
         body: dict[str, Any] = await api.call("returns", "GET", f"/returns/{rid}")
@@ -373,11 +399,11 @@ async def return_to_refund(
     )
 
     async def restocked() -> dict[str, Any] | None:
-        now = await api.call("order", "GET", "/stock/availability", params={"sku": "GRINDER-BURR"})
+        now = await api.call("order", "GET", "/stock/availability", params={"sku": sku})
         return now if _on_hand(now) > _on_hand(before) else None
 
-    await _until("the grinder back in stock", restocked)
-    out("  [return] GRINDER-BURR back on the shelf in its original lot")
+    await _until(f"{sku} back in stock", restocked)
+    out(f"  [return] {sku} back on the shelf in its original lot")
     return closed
 
 

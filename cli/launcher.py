@@ -61,14 +61,15 @@ def choose_port(env_name: str, default: int, label: str) -> int:
     return port
 
 
-def nats_config(var: Path, port: int) -> Path:
+def nats_config(var: Path, port: int, monitor_port: int | None = None) -> Path:
     store = var / "nats"
     store.mkdir(parents=True, exist_ok=True)
     conf = var / "nats.conf"
     conf.write_text(
         "# written by `waybill up`\n"
         f"listen: 127.0.0.1:{port}\n"
-        "server_name: waybill-local\n"
+        + (f"http: 127.0.0.1:{monitor_port}\n" if monitor_port else "")
+        + "server_name: waybill-local\n"
         "jetstream {\n"
         f'  store_dir: "{store}"\n'
         "  sync_interval: always\n"
@@ -109,13 +110,14 @@ def _servers(var: Path, env: dict[str, str]) -> tuple[list[Component], int]:
     nats_port = choose_port("WAYBILL_NATS_PORT", 4222, "NATS")
     temporal_port = choose_port("WAYBILL_TEMPORAL_PORT", 7233, "Temporal")
     ui_port = choose_port("WAYBILL_TEMPORAL_UI_PORT", 8233, "Temporal UI")
+    monitor_port = choose_port("WAYBILL_NATS_MONITOR_PORT", 8222, "NATS monitoring")
     env["WAYBILL_NATS_URL"] = f"nats://127.0.0.1:{nats_port}"
     env["WAYBILL_TEMPORAL_ADDRESS"] = f"127.0.0.1:{temporal_port}"
     (var / "temporal").mkdir(exist_ok=True)
     nats = Component(
         "nats",
-        (_binary("nats-server"), "-c", str(nats_config(var, nats_port))),
-        Probe(nats_port, http=False),
+        (_binary("nats-server"), "-c", str(nats_config(var, nats_port, monitor_port))),
+        Probe(nats_port, http=False, health_port=monitor_port),
     )
     temporal = Component(
         "temporal",
@@ -134,7 +136,7 @@ def _servers(var: Path, env: dict[str, str]) -> tuple[list[Component], int]:
             "--log-level",
             "warn",
         ),
-        Probe(temporal_port, http=False),
+        Probe(temporal_port, http=False, health_port=ui_port),
     )
     return [nats, temporal], ui_port
 
@@ -173,7 +175,7 @@ def up() -> int:
     var = Path(SharedSettings().var_dir)
     var.mkdir(parents=True, exist_ok=True)
     env = _environment(var)
-    print("waybill: starting (logs in var/logs/)")
+    print(f"waybill: starting (logs in {var / 'logs'}/)")
     servers, ui_port = _servers(var, env)
     servers.append(_mail_sink(var, env))
     processes = _processes(env)

@@ -147,6 +147,8 @@ def _cmd_deadletters(args: argparse.Namespace) -> int:
     var/endpoints.json) or of WAYBILL_NATS_URL."""
     import asyncio
 
+    from nats.errors import Error as NatsError
+
     from cli.launcher import endpoints_from_var
     from services.common.bus import Bus
     from services.common.deadletters import DeadLetter, DeadLetters
@@ -192,6 +194,9 @@ def _cmd_deadletters(args: argparse.Namespace) -> int:
                 print(f"discarded {letter.id}: {letter.reason}")
         except ProblemError as exc:
             print(f"waybill deadletters: {exc.detail or exc.title}", file=sys.stderr)
+            return 1
+        except NatsError as exc:
+            print(f"waybill deadletters: NATS refused: {exc!r}", file=sys.stderr)
             return 1
         finally:
             await bus.close()

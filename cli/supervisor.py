@@ -3,8 +3,9 @@ that dies, and stop everything only when asked or when one keeps dying.
 
 A component is a command line and a probe. The supervisor polls every component:
 
-- a process that exited, or whose liveness probe (`GET /healthz`, or a TCP connect for
-  nats-server and Temporal) failed `liveness_failures` checks in a row after it had
+- a process that exited, or whose liveness probe (`GET /healthz`; for nats-server and
+  Temporal, whose own ports are not HTTP, `GET /healthz` on the NATS monitoring port and
+  the Temporal UI port) failed `liveness_failures` checks in a row after it had
   answered once, is restarted with the same command line and environment, so the same
   port and data directory, after a capped exponential back-off:
   `backoff_initial_seconds · 2^n`, n the restarts within the window, at most
@@ -68,8 +69,14 @@ class Probe:
     http: bool = True
     optional: bool = False
     host: str = "127.0.0.1"
+    # A server whose own port is not HTTP may still say it works on another port's
+    # `GET /healthz` (NATS monitoring, the Temporal UI): a hung process fails that, where
+    # the kernel would still accept a TCP connect for it.
+    health_port: int | None = None
 
     def alive(self, client: httpx.Client) -> bool:
+        if self.health_port is not None:
+            return _get_ok(client, f"http://{self.host}:{self.health_port}/healthz")
         return self._answers(client, "/healthz")
 
     def ready(self, client: httpx.Client) -> bool:
@@ -80,10 +87,14 @@ class Probe:
             with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 1):
                 return True
             return False
-        try:
-            return client.get(f"http://{self.host}:{self.port}{path}").status_code == 200
-        except httpx.HTTPError:
-            return False
+        return _get_ok(client, f"http://{self.host}:{self.port}{path}")
+
+
+def _get_ok(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @dataclass(frozen=True)

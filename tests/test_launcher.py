@@ -26,7 +26,7 @@ from services.common.envelope import Envelope
 from services.common.events import ReturnRejected
 from tests.harness import BIN, SERVICES
 
-SERVERS = ("nats", "temporal", "temporal_ui", "mail")
+SERVERS = ("nats", "nats_monitor", "temporal", "temporal_ui", "mail")
 
 
 class Launcher:
@@ -59,10 +59,11 @@ class Launcher:
     def console(self) -> str:
         return "".join(self._lines)
 
-    def wait_for(self, text: str, timeout: float = 120) -> None:
-        """Until the console shows `text`; fails at once if the launcher exits first."""
+    def wait_for(self, text: str, timeout: float = 120, since: int = 0) -> None:
+        """Until the console shows `text` (after its first `since` characters); fails at
+        once if the launcher exits first."""
         deadline = time.monotonic() + timeout
-        while text not in self.console:
+        while text not in self.console[since:]:
             assert self.proc.poll() is None, f"the launcher exited:\n{self.console}"
             assert time.monotonic() < deadline, f"no {text!r} on the console:\n{self.console}"
             time.sleep(0.2)
@@ -189,13 +190,13 @@ def notice_reaches_the_mail_sink(launcher: Launcher, nats_url: str, env: dict[st
     wait_until(listed, 60, "the notice in `waybill mail list`")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_up_restarts_what_dies_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     """Everything comes up on the ports it was given, the worker and the bridge waited on
     through their probes; `kill -9` of the Temporal dev server and of a service brings each
     back on the same port (said on the console and in its log) while the rest runs on; a
-    round trip works afterwards; a hung bridge fails its liveness probe and is replaced;
-    Ctrl-C leaves nothing listening."""
+    round trip works afterwards; a hung bridge, and a hung Temporal, fail their liveness
+    probes and are replaced; Ctrl-C leaves nothing listening."""
     launcher = Launcher(tmp_path, WAYBILL_UP_BACKOFF_INITIAL_SECONDS="0.2")
     try:
         launcher.wait_for("ready. Ctrl-C")
@@ -248,6 +249,16 @@ def test_up_restarts_what_dies_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         launcher.wait_for("waybill: bridge is back (ready)")
         assert listening_pid(launcher.ports["bridge"]) not in (None, hung)
         ping_round_trip(launcher, timeout=60)
+
+        # So does a hung Temporal, whose gRPC port the kernel still accepts connections on.
+        frozen = listening_pid(launcher.ports["temporal"])
+        assert frozen is not None
+        seen = len(launcher.console)
+        os.kill(frozen, signal.SIGSTOP)
+        launcher.wait_for(f"temporal stopped answering on port {launcher.ports['temporal']}")
+        launcher.wait_for("waybill: temporal is back (ready)", timeout=180, since=seen)
+        assert listening_pid(launcher.ports["temporal"]) not in (None, frozen)
+        ping_round_trip(launcher, timeout=90)
     except BaseException:
         launcher.dump()  # shown by pytest beside the failure
         raise

@@ -8,8 +8,10 @@ beside it in the `deadletters` key-value bucket: `replayed` (by, when, as which 
 message) or `discarded` (by, when, why).
 
 Replay republishes the original body to its original subject, with the original
-CloudEvents id inside, so every inbox still de-duplicates: consumers that handled it
-already skip it, the one that failed handles it once. Its `Nats-Msg-Id` is
+CloudEvents id inside, so every inbox still de-duplicates, and addressed to the consumer
+that gave up on it (header `Waybill-Replay-For`): every other consumer of the subject
+acks it unread, so a replay never reaches a consumer that did not ask for it (one that
+also failed has its own dead letter to replay). Its `Nats-Msg-Id` is
 `<event id>:replay:<dead letter id>`, not the event id, so the stream accepts it even
 inside its duplicate window; a second replay of the same dead letter within the window
 is dropped by the stream, and outside it refused here (the dead letter is no longer
@@ -34,6 +36,7 @@ from services.common.inbox import DLH
 from services.common.problems import Conflict, NotFound
 
 BUCKET = "deadletters"
+MAX_ID = 2**63 - 1  # stream sequences are unsigned 64-bit; NATS refuses larger ones
 
 State = Literal["open", "replayed", "discarded"]
 
@@ -121,6 +124,8 @@ class DeadLetters:
 
     async def get(self, letter_id: int) -> tuple[DeadLetter, RawStreamMsg]:
         """The dead letter and its stored message; 404 problem when there is none."""
+        if not 1 <= letter_id <= MAX_ID:
+            raise NotFound(f"no dead letter {letter_id}")
         try:
             raw = await self.bus.js.get_msg(DEADLETTER_STREAM, letter_id)
         except NotFoundError:
@@ -152,6 +157,8 @@ class DeadLetters:
             for k, v in (raw.headers or {}).items()
             if not k.startswith("Waybill-") and k != "Nats-Msg-Id"
         }
+        if letter.consumer:
+            headers[DLH.REPLAY_FOR] = letter.consumer
         msg_id = f"{letter.event_id or 'raw'}:replay:{letter.id}"
         ack = await self.bus.publish(letter.subject, raw.data or b"", msg_id, headers=headers)
         return await self._mark(letter, "replayed", by, replayed_as=ack.seq)

@@ -59,6 +59,8 @@ class DLH:
     # Only on the notice of a parked outbox row (whose body is a summary, not the event).
     OUTBOX_SEQ = "Waybill-Outbox-Seq"
     EVENT_ID = "Waybill-Event-Id"
+    # On a replayed dead letter: the one consumer (durable name) it is meant for.
+    REPLAY_FOR = "Waybill-Replay-For"
 
 
 @dataclass
@@ -237,6 +239,9 @@ class JetStreamWorker:
     async def _handle(self, msg: Msg, envelope: Envelope | None) -> float | None:
         """Handle one message; the back-off delay when it was nak'ed, else None."""
         headers: Mapping[str, str] = msg.headers or {}
+        if headers.get(DLH.REPLAY_FOR, self.durable) != self.durable:
+            await msg.ack()  # a replay for another consumer of this subject
+            return None
         with self._tracer.start_as_current_span(
             f"{msg.subject} process",
             context=telemetry.extract(headers),

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from services.common.auth import Principal, Role, require
 from services.common.bus import Bus
-from services.common.deadletters import DeadLetters
+from services.common.deadletters import MAX_ID, DeadLetters
 from services.common.deps import RuntimeDep
 from services.common.inbox import JetStreamWorker
 from services.common.outbox import PARKED, is_parked, is_pending
@@ -124,6 +124,7 @@ def consumers_router(
 
 
 OpsOnly = Annotated[Principal, Depends(require(Role.OPS))]
+LetterId = Annotated[int, Path(ge=1, le=MAX_ID, description="the dead letter's stream sequence")]
 
 
 class ReplayBySubject(BaseModel):
@@ -146,9 +147,7 @@ async def list_deadletters(
 
 
 @router.get("/deadletters/{letter_id}", summary="One dead letter with its body and headers")
-async def show_deadletter(
-    _: OpsOnly, runtime: RuntimeDep, letter_id: Annotated[int, Path(ge=1)]
-) -> dict[str, Any]:
+async def show_deadletter(_: OpsOnly, runtime: RuntimeDep, letter_id: LetterId) -> dict[str, Any]:
     return await DeadLetters(runtime.bus).show(letter_id)
 
 
@@ -162,14 +161,14 @@ async def replay_deadletters(
 
 @router.post("/deadletters/{letter_id}/replay", summary="Publish the original message again")
 async def replay_deadletter(
-    who: OpsOnly, runtime: RuntimeDep, letter_id: Annotated[int, Path(ge=1)]
+    who: OpsOnly, runtime: RuntimeDep, letter_id: LetterId
 ) -> dict[str, Any]:
     return (await DeadLetters(runtime.bus).replay(letter_id, who.subject)).as_dict()
 
 
 @router.post("/deadletters/{letter_id}/discard", summary="Close a dead letter, saying why")
 async def discard_deadletter(
-    who: OpsOnly, runtime: RuntimeDep, letter_id: Annotated[int, Path(ge=1)], body: Discard
+    who: OpsOnly, runtime: RuntimeDep, letter_id: LetterId, body: Discard
 ) -> dict[str, Any]:
     letter = await DeadLetters(runtime.bus).discard(letter_id, who.subject, body.reason)
     return letter.as_dict()

@@ -19,6 +19,11 @@ class OrderWorkflow:
     def id(order_id: str) -> str:
         return f"order-{order_id}"
 
+    @staticmethod
+    def exception_task_key(shipment_id: str) -> str:
+        """The de-duplication key of the one task a shipment's carrier exception opens."""
+        return f"exception:{shipment_id}"
+
 
 class PingWorkflow:
     """The diagnostics round trip (`workflows/ping/workflow.py`)."""

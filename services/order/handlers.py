@@ -21,10 +21,16 @@ from services.common.envelope import Envelope
 from services.common.inbox import Handler, InboxConsumer, JetStreamWorker
 from services.common.problems import ProblemError
 from services.common.retry import PermanentError
-from services.common.statuses import Disposition, ShipmentStatus
+from services.common.statuses import SHIPMENT_NOT_DISPATCHED, Disposition, ShipmentStatus
 from services.order import stock
 from services.order.models import ShipmentView, ShipmentViewEvent
-from services.order.orders import note
+from services.order.orders import note, open_task
+
+# Final statuses whose stock went back on the shelf although the carrier never said it
+# had the parcel: a later scan that says it did means the goods are not where the books are.
+RESTOCKED_UNSCANNED = frozenset({ShipmentStatus.CANCELLED, ShipmentStatus.EXPIRED})
+# Scans that do not mean the carrier had the goods.
+NOT_CARRYING = SHIPMENT_NOT_DISPATCHED | RESTOCKED_UNSCANNED
 
 
 class ShipmentNotYetKnown(Exception):
@@ -92,7 +98,8 @@ def _follow(
 async def on_tracking(session: AsyncSession, event: Any, envelope: Envelope) -> None:
     assert isinstance(event, ev.ShipmentTrackingUpdated)
     view = await _view(session, event.shipment_id)
-    if await session.get(ShipmentViewEvent, (event.shipment_id, event.event_id)) is None:
+    new_scan = await session.get(ShipmentViewEvent, (event.shipment_id, event.event_id)) is None
+    if new_scan:
         session.add(
             ShipmentViewEvent(
                 shipment_id=event.shipment_id,
@@ -107,6 +114,16 @@ async def on_tracking(session: AsyncSession, event: Any, envelope: Envelope) -> 
     _follow(session, view, event.status, event.revision, detail, eta=event.eta)
     if view.status == ShipmentStatus.DELIVERED and view.delivered_at is None:
         view.delivered_at = event.occurred_at
+    if new_scan and view.status in RESTOCKED_UNSCANNED and event.event_status not in NOT_CARRYING:
+        await open_task(
+            session,
+            view.order_id,
+            f"scan_after_{view.status}",
+            f"{view.tracking_number}: the carrier scanned {event.event_status} at "
+            f"{event.occurred_at} after the shipment was {view.status} and its stock went "
+            "back on the shelf; find the goods and correct the stock",
+            key=f"late-scan:{view.shipment_id}",
+        )
 
 
 async def on_cancelled(session: AsyncSession, event: Any, envelope: Envelope) -> None:

@@ -34,8 +34,15 @@ from services.common import telemetry
 from services.common.outbox import stage
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.common.statuses import ORDER_FINAL, OrderStatus, ShipmentStatus
+from services.common.workflow_names import OrderWorkflow
 from services.order import stock
-from services.order.models import CoordinatorTask, Order, OrderLine, TimelineEntry
+from services.order.models import (
+    CoordinatorTask,
+    Order,
+    OrderLine,
+    ShipmentView,
+    TimelineEntry,
+)
 from services.order.schemas import OrderCreate, ReplacementCreate
 from services.order.stock_models import Sku
 from services.order.stock_schemas import (
@@ -543,6 +550,27 @@ async def complete(session: AsyncSession, source: str, order: Order, outcome: st
         return
     order.outcome = outcome
     note(session, order.id, "completed", outcome)
+    delivered = await session.scalars(
+        sa.select(ShipmentView.shipment_id).where(
+            ShipmentView.order_id == order.id, ShipmentView.status == ShipmentStatus.DELIVERED
+        )
+    )
+    keys = [OrderWorkflow.exception_task_key(shipment_id) for shipment_id in delivered]
+    if keys:  # the carrier got over its exceptions: nothing is left for a coordinator
+        await session.execute(
+            sa.update(CoordinatorTask)
+            .where(
+                CoordinatorTask.order_id == order.id,
+                CoordinatorTask.status == "open",
+                CoordinatorTask.key.in_(keys),
+            )
+            .values(
+                status="resolved",
+                resolved_at=datetime.now(UTC),
+                resolved_by=SYSTEM,
+                resolution="delivered after the carrier exception",
+            )
+        )
     await stage(
         session,
         source,

@@ -22,6 +22,7 @@ share of the shipped quantity no longer outstanding.
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,10 @@ async def load(session: AsyncSession, recall_id: str, *, lock: bool = False) -> 
 async def open_recall(
     session: AsyncSession, source: str, body: RecallCreate, *, opened_by: str
 ) -> Recall:
-    """Open a campaign and stage `RecallOpened` (the bridge starts its workflow)."""
+    """Open a campaign and stage `RecallOpened` (the bridge starts its workflow); 409
+    `lot_already_recalled` while another campaign that is not closed covers one of the
+    lots (a second one would notice every consignee again and expect the goods twice)."""
+    await _refuse_open_overlap(session, body.sku, body.lots)
     now = datetime.now(UTC)
     target = (
         Decimal(str(round(body.effectiveness_target, 2)))
@@ -157,6 +161,25 @@ async def open_recall(
         subject=recall.id,
     )
     return recall
+
+
+async def _refuse_open_overlap(session: AsyncSession, sku: str, lots: Sequence[str]) -> None:
+    """409 when a campaign not yet closed covers one of `lots` of `sku`. Openings of one
+    SKU are serialized (SQLite: one writer; PostgreSQL: a transaction lock on the SKU), so
+    two racing requests cannot both pass."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(f"recall:{sku}".encode())
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    open_ones = await session.execute(
+        sa.select(Recall.id, Recall.lots).where(Recall.sku == sku, Recall.status != S.CLOSED)
+    )
+    for recall_id, covered in open_ones.all():
+        if overlap := sorted(set(covered) & set(lots)):
+            raise Conflict(
+                f"lot {', '.join(overlap)} of {sku} is already in recall {recall_id}, "
+                "which is not closed",
+                code="lot_already_recalled",
+            )
 
 
 # --- fan-out: trace pages -------------------------------------------------------------

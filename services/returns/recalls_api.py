@@ -46,7 +46,13 @@ router = APIRouter(prefix="/recalls", tags=["recalls"])
 internal = APIRouter(prefix="/internal/recalls", tags=["internal"])
 
 
-@router.post("", status_code=201, response_model=RecallPublic, summary="Open a recall")
+@router.post(
+    "",
+    status_code=201,
+    response_model=RecallPublic,
+    summary="Open a recall",
+    responses={409: {"description": "`lot_already_recalled`: a campaign not yet closed has it"}},
+)
 async def open_recall(
     caller: Coordinator, body: RecallCreate, runtime: RuntimeDep, key: IdempotencyKey
 ) -> Any:

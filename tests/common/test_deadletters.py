@@ -48,6 +48,12 @@ async def test_poisoned_message_is_listed_replayed_once_or_discarded(
     broken = True
     handled: list[str] = []
     other: list[str] = []
+    twin: list[str] = []
+
+    async def still_broken(session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        if event.message == "first":
+            raise PermanentError("the twin cannot take first either")
+        twin.append(envelope.id)
 
     async def fragile(session: AsyncSession, event: Any, envelope: Envelope) -> None:
         if broken:
@@ -61,7 +67,7 @@ async def test_poisoned_message_is_listed_replayed_once_or_discarded(
         InboxConsumer(
             db=order_db, bus=bus, service="test", name=name, handlers={PingRequested: handler}
         )
-        for name, handler in (("fragile", fragile), ("healthy", healthy))
+        for name, handler in (("fragile", fragile), ("healthy", healthy), ("twin", still_broken))
     ]
     tasks = [asyncio.create_task(c.run()) for c in consumers]
     try:
@@ -78,11 +84,13 @@ async def test_poisoned_message_is_listed_replayed_once_or_discarded(
 
         async def listed() -> list[dict[str, Any]] | None:
             items: list[dict[str, Any]] = (await ops(svc, "GET", "/ops/deadletters"))["items"]
-            return items if len(items) == 2 else None
+            return items if len(items) == 3 else None
 
-        items = await eventually(listed, message="both dead-lettered")
+        items = await eventually(listed, message="both dead-lettered, first by the twin too")
         await eventually(lambda: len(other) == 2, message="the healthy consumer took both")
-        first, second = items
+        twins = [i for i in items if i["consumer"] == "test-twin"]
+        assert len(twins) == 1 and twins[0]["event_id"] == envelopes[0].id
+        first, second = (i for i in items if i["consumer"] == "test-fragile")
         assert first["event_id"] == envelopes[0].id
         assert first["subject"] == "order.ping.requested"
         assert first["consumer"] == "test-fragile"
@@ -123,9 +131,19 @@ async def test_poisoned_message_is_listed_replayed_once_or_discarded(
         await eventually(caught_up, message="consumers caught up")
         assert handled == [envelopes[0].id]
         assert sorted(other) == sorted(e.id for e in envelopes)
-        assert (await ops(svc, "GET", "/ops/deadletters"))["items"] == []
+        # The replay was the fragile consumer's alone: the twin, still broken, acked it
+        # unread instead of dead-lettering it a second time.
+        assert twin == [envelopes[1].id]
+        left = (await ops(svc, "GET", "/ops/deadletters"))["items"]
+        assert [i["id"] for i in left] == [twins[0]["id"]]
         everything = (await ops(svc, "GET", "/ops/deadletters", params={"all": "true"}))["items"]
-        assert [i["state"] for i in everything] == ["replayed", "discarded"]
+        assert sorted(i["state"] for i in everything) == ["discarded", "open", "replayed"]
+        for bad in ("0", "9223372036854775808", "18446744073709551616"):
+            r = await svc.http.get(f"/ops/deadletters/{bad}", headers=auth("ops"))
+            assert r.status_code in (404, 422), r.text
+            assert r.headers["content-type"].startswith("application/problem+json")
+        unknown = cli(stack.nats_url, tmp_path, "show", "99999999999999999999999")
+        assert unknown.returncode == 1 and "no dead letter" in unknown.stderr, unknown.stderr
         forbidden = await svc.http.get("/ops/deadletters", headers=auth("coordinator"))
         assert forbidden.status_code == 403
     finally:

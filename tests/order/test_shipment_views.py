@@ -21,7 +21,13 @@ async def placed_with_shipment(svc: RunningService, bus: Bus) -> tuple[str, str]
     r = await svc.http.post("/orders", json=body(), headers={**COORDINATOR, "Idempotency-Key": "o"})
     assert r.status_code == 201, r.text
     order_id, shipment_id = str(r.json()["id"]), str(uuid.uuid4())
-    created = ev.ShipmentCreated(
+    await publish(bus, created(order_id, shipment_id), shipment_id)
+    return order_id, shipment_id
+
+
+def created(order_id: str, shipment_id: str) -> ev.ShipmentCreated:
+    """The shipment service's `ShipmentCreated` for one shipment (SIM123 from WH-NORTH)."""
+    return ev.ShipmentCreated(
         shipment_id=shipment_id,
         order_id=order_id,
         customer_id="c-1",
@@ -32,8 +38,6 @@ async def placed_with_shipment(svc: RunningService, bus: Bus) -> tuple[str, str]
         promised_date="2026-01-10",
         lots=[],
     )
-    await publish(bus, created, shipment_id)
-    return order_id, shipment_id
 
 
 def tracking(
@@ -113,3 +117,29 @@ async def test_cancellation_follows_its_revision(stack: Stack, bus: Bus) -> None
         return bool(r.json()["shipments"][0]["status"] == "cancelled")
 
     await eventually(cancelled, message="shipment cancelled")
+
+
+async def test_a_scan_after_cancellation_asks_a_coordinator_once(stack: Stack, bus: Bus) -> None:
+    """The shipment was cancelled and its stock put back; a carrier scan saying it has
+    the parcel after all keeps the status (the owner's) and opens one task."""
+    svc = await seeded(stack)
+    order_id, shipment_id = await placed_with_shipment(svc, bus)
+    cancelled = ev.ShipmentCancelled(
+        shipment_id=shipment_id, order_id=order_id, revision=1, reason="coordinator"
+    )
+    await publish(bus, cancelled, shipment_id)
+    early = tracking(order_id, shipment_id, "info_received", "cancelled", "2026-01-08T08:00Z", 2)
+    await publish(bus, early, shipment_id)
+    for revision in (3, 4):  # the same scan, delivered twice by the carrier
+        late = tracking(order_id, shipment_id, "delivered", "cancelled", "2026-01-09T10:00Z", 3)
+        await publish(bus, late.model_copy(update={"revision": revision}), shipment_id)
+    assert (await shipment_with_events(svc, order_id, 2))["status"] == "cancelled"
+
+    async def tasks() -> list[dict[str, Any]] | None:
+        r = await svc.http.get("/tasks", params={"order_id": order_id}, headers=COORDINATOR)
+        items: list[dict[str, Any]] = r.json()["items"]
+        return items or None
+
+    [task] = await eventually(tasks, message="a task for the late scan")
+    assert task["kind"] == "scan_after_cancelled"
+    assert "SIM123: the carrier scanned delivered" in task["detail"]

@@ -11,8 +11,10 @@ import pytest
 
 from services.common.bus import Bus
 from services.order import stock
-from tests.harness import RunningService, Stack, auth
+from tests.customer.conftest import publish
+from tests.harness import RunningService, Stack, auth, eventually
 from tests.order.test_orders import body, seeded
+from tests.order.test_shipment_views import created, tracking
 from tests.order.test_stock import availability, in_days, receive, wait_events
 
 SERVICE = auth("service", subject="workflows")
@@ -309,3 +311,35 @@ async def test_cancelling_an_order_needing_attention_closes_its_task(
     cancelled = await step(order, order_id, "cancel", {"reason": "customer gave up"})
     assert isinstance(cancelled, dict) and cancelled["status"] == "cancelled"
     assert await open_tasks(order, order_id) == []
+
+
+async def test_completion_resolves_the_exception_task_of_a_delivered_shipment(
+    order: RunningService, bus: Bus
+) -> None:
+    """A carrier exception the shipment got over (it was delivered) leaves no open task
+    once the order completes; the task stays in the resolved list with why."""
+    order_id = await place(order)
+    await step(order, order_id, "reserve")
+    await step(order, order_id, "issue", {"warehouse_id": "WH-NORTH"})
+    shipment_id = "s-exc"
+    await publish(bus, created(order_id, shipment_id), shipment_id)
+    delivered = tracking(order_id, shipment_id, "delivered", "delivered", "2026-01-09T10:00Z", 3)
+    await publish(bus, delivered, shipment_id)
+
+    async def view_delivered() -> bool:
+        r = await order.http.get(f"/orders/{order_id}/status", headers=auth("coordinator"))
+        return [s["status"] for s in r.json()["shipments"]] == ["delivered"]
+
+    await eventually(view_delivered, message="the read model saw the delivery")
+    task = {"kind": "shipment_exception", "detail": "SIM123: damaged", "key": "exception:s-exc"}
+    await step(order, order_id, "tasks", task)
+    other = {"kind": "shipment_exception", "detail": "elsewhere", "key": "exception:s-other"}
+    await step(order, order_id, "tasks", other)
+    await step(order, order_id, "complete", {"outcome": "delivered"})
+    assert [t["detail"] for t in await open_tasks(order, order_id)] == ["elsewhere"]
+    r = await order.http.get(
+        "/tasks", params={"order_id": order_id, "status": "resolved"}, headers=auth("coordinator")
+    )
+    [resolved] = r.json()["items"]
+    assert resolved["detail"] == "SIM123: damaged"
+    assert resolved["resolution"] == "delivered after the carrier exception"

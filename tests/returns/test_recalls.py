@@ -94,7 +94,7 @@ async def test_open_stages_recall_opened_and_defaults_the_target_by_depth(
     assert again.headers["Idempotent-Replayed"] == "true"
     opened = await staged(returns, "returns.recall.opened.v1")
     assert [e["recall_id"] for e in opened] == [recall["id"]]
-    no_target = await open_recall(returns, key="r-2", depth="E")
+    no_target = await open_recall(returns, key="r-2", depth="E", lots=["L-9"])
     assert no_target["effectiveness_target"] is None
 
 
@@ -355,6 +355,28 @@ async def test_close_once_then_refuse_changes(returns: RunningService) -> None:
     assert r.status_code == 409
     r = await returns.http.get("/recalls?status=closed", headers=auth("ops"))
     assert [x["id"] for x in r.json()["items"]] == [rid]
+
+
+async def test_a_lot_is_in_one_open_recall_at_a_time(returns: RunningService) -> None:
+    """A second campaign on a lot already being recalled would notice every consignee
+    again and expect the goods twice: 409 until the first is closed. Other lots, and the
+    same lot code of another SKU, are free."""
+    first = await open_recall(returns, "r-1", lots=["L-1", "L-2"])
+    r = await returns.http.post(
+        "/recalls",
+        json=recall_body(lots=["L-3", "L-2"]),
+        headers={**COORD, "Idempotency-Key": "r-2"},
+    )
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "lot_already_recalled" and first["id"] in r.json()["detail"]
+    await open_recall(returns, "r-3", lots=["L-3"])
+    await open_recall(returns, "r-4", sku="KETTLE", lots=["L-1"])
+    r = await returns.http.post(
+        f"/recalls/{first['id']}/close", json={"reason": "x"}, headers=COORD
+    )
+    assert r.status_code == 200
+    await open_recall(returns, "r-5", lots=["L-1"])
 
 
 async def test_several_orders_of_one_customer_need_the_order_named(

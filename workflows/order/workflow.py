@@ -550,7 +550,7 @@ class OrderToDelivery:
                         order_id=self.order_id,
                         kind="shipment_exception",
                         detail=text,
-                        key=f"exception:{ref.shipment_id}",
+                        key=OrderWorkflow.exception_task_key(ref.shipment_id),
                     )
                 )
 
