@@ -1,7 +1,9 @@
 """Demo data and a guided run: orders placed, split, backordered, shipped, tracked, delivered.
 
 `waybill up` seeds the demo data on a fresh system; `waybill demo` pushes orders through
-the running system and prints every step of their timelines with its trace id.
+the running system and prints every step of their timelines with its trace id. The
+backordered order's stock arrives through replenishment: the filter papers' supplier is
+signalled, acknowledges and ships a purchase order, and a coordinator receives it.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import nats
 
 from services.common.auth import Role, issue_token
+from services.common.envelope import Envelope
 from services.common.settings import SharedSettings
 from services.common.statuses import SHIPMENT_FINAL
+from services.supplier.signals import supplier_subject
 
 WAREHOUSES: list[dict[str, Any]] = [
     {"id": "WH-NORTH", "name": "Hamburg distribution centre", "country": "DE"},
@@ -63,6 +68,32 @@ RECEIPTS = [
     ("WH-NORTH", "MUG-CERAMIC", "M-0001", None, 100),
     ("WH-SOUTH", "GRINDER-BURR", "G-0001", None, 10),
 ]
+# The filter papers' supplier: continuous review in WH-SOUTH, POs approved automatically
+# up to 500 EUR, so a backorder there is signalled and ordered at once.
+SUPPLIER: dict[str, Any] = {
+    "id": "PAPERWORKS",
+    "name": "Paperworks Filtration s.r.l.",
+    "contacts": [{"name": "Giulia Conti", "email": "orders@paperworks.example"}],
+}
+SUPPLIER_ITEM: dict[str, Any] = {
+    "sku": "FILTER-PAPER",
+    "supplier_part_number": "PW-FP12",
+    "unit_cost": "9.50",
+    "currency": "EUR",
+    "lead_time_days": 3,
+    "moq": 10,
+}
+POLICY: tuple[str, str, dict[str, Any]] = (
+    "FILTER-PAPER",
+    "WH-SOUTH",
+    {
+        "review_mode": "continuous",
+        "min_qty": 10,
+        "max_qty": 20,
+        "auto_approve_limit": "500",
+        "ack_timeout_hours": 24,
+    },
+)
 CUSTOMERS: list[dict[str, Any]] = [
     {
         "name": "Acme Logistics GmbH",
@@ -115,19 +146,39 @@ CUSTOMERS: list[dict[str, Any]] = [
 
 @dataclass
 class Api:
-    """Calls to the running services with one bearer token."""
+    """Calls to the running services with one bearer token; `supplier_token` makes a
+    supplier user's token (else supplier steps are a coordinator's, on its behalf) and
+    `nats_url` lets the demo read a supplier's subject as the supplier does."""
 
     urls: dict[str, str]
     token: str
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+    supplier_token: Callable[[str], str] | None = None
+    nats_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: SharedSettings, role: Role = Role.COORDINATOR) -> Api:
-        urls = {s: settings.service_url(s) for s in ("customer", "order", "shipment", "returns")}
-        token = issue_token(
-            settings.resolved_jwt_secret(), role, subject="waybill-demo", issuer=settings.jwt_issuer
-        )
-        return cls(urls, token)
+        services = ("customer", "order", "shipment", "returns", "supplier")
+        urls = {s: settings.service_url(s) for s in services}
+        secret = settings.resolved_jwt_secret()
+        token = issue_token(secret, role, subject="waybill-demo", issuer=settings.jwt_issuer)
+
+        def supplier_token(supplier_id: str) -> str:
+            return issue_token(
+                secret,
+                Role.SUPPLIER,
+                subject=f"waybill-demo@{supplier_id}",
+                supplier_id=supplier_id,
+                issuer=settings.jwt_issuer,
+            )
+
+        return cls(urls, token, supplier_token=supplier_token, nats_url=settings.nats_url)
+
+    def as_supplier(self, supplier_id: str) -> Api:
+        """The same services as the supplier's own user (shares the HTTP client)."""
+        if self.supplier_token is None:
+            return self
+        return Api(self.urls, self.supplier_token(supplier_id), self.http, nats_url=self.nats_url)
 
     async def call(
         self,
@@ -190,7 +241,24 @@ async def seed(api: Api, today: date | None = None) -> dict[str, str]:
             match = [x for x in page["items"] if x["name"] == c["name"]]
             if match:
                 customers[c["name"]] = match[0]["id"]
+    await seed_supplier(api)
     return customers
+
+
+async def seed_supplier(api: Api) -> None:
+    """The filter papers' supplier, its item and the WH-SOUTH policy (each step repeat-safe:
+    a system seeded before suppliers existed gets them on the next seed)."""
+    sid = SUPPLIER["id"]
+    found = await api.call("supplier", "GET", f"/suppliers/{sid}", ok=(200, 404))
+    if found.get("id") != sid:
+        await api.call("supplier", "POST", "/suppliers", SUPPLIER, key=f"seed-supplier-{sid}")
+    items = await api.call("supplier", "GET", f"/suppliers/{sid}/items")
+    if not any(i["sku"] == SUPPLIER_ITEM["sku"] for i in items["items"]):
+        await api.call(
+            "supplier", "POST", f"/suppliers/{sid}/items", SUPPLIER_ITEM, key=f"seed-item-{sid}"
+        )
+    sku, warehouse_id, policy = POLICY
+    await api.call("supplier", "PUT", f"/replenishment-policies/{sku}/{warehouse_id}", policy)
 
 
 def ship_to(customer: dict[str, Any]) -> dict[str, Any]:
@@ -265,9 +333,9 @@ def _settled(status: dict[str, Any]) -> bool:
 
 async def run_demo(api: Api, out: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Three orders: one from one warehouse, one split across two, one backordered and
-    then filled by a receipt; then a return of a delivered line to refund and restock, and
-    a recall of the mug lot both customers received. Returns the orders' final `/status`
-    answers."""
+    then filled by the supplier's replenishment (signal, PO, ASN, receipt); then a return
+    of a delivered line to refund and restock, and a recall of the mug lot both customers
+    received. Returns the orders' final `/status` answers."""
     customers = await seed(api)
     acme, jane = customers["Acme Logistics GmbH"], customers["Jane Doe"]
     acme_c = await api.call("customer", "GET", f"/customers/{acme}")
@@ -279,7 +347,7 @@ async def run_demo(api: Api, out: Callable[[str], None] = print) -> list[dict[st
     results = await asyncio.gather(
         follow(api, one["id"], "one", out),
         follow(api, split["id"], "split", out),
-        _backorder_then_receive(api, back["id"], out),
+        _backorder_then_replenish(api, back["id"], out),
     )
     for result in results:
         shipments = ", ".join(
@@ -481,22 +549,138 @@ async def recall_lot(api: Api, sku: str, out: Callable[[str], None]) -> dict[str
     return report
 
 
-async def _backorder_then_receive(
+async def _backorder_then_replenish(
     api: Api, order_id: str, out: Callable[[str], None]
 ) -> dict[str, Any]:
+    """The backordered order waits; its stock comes from the supplier (`replenish`);
+    then it moves on to delivery, and the supplier's scorecard counts the PO."""
     waiting = await follow(api, order_id, "backorder", out, until=("backordered",))
-    out("  [backorder] receiving 20 x FILTER-PAPER into WH-SOUTH")
-    await api.call(
-        "order",
-        "POST",
-        "/stock/receipts",
-        {
-            "warehouse_id": "WH-SOUTH",
-            "sku": "FILTER-PAPER",
-            "lot": f"F-{uuid.uuid4().hex[:6]}",
-            "quantity": 20,
-            "reference": "demo restock",
-        },
-        key=str(uuid.uuid4()),
+    if waiting["status"] != "backordered":
+        out("  [replenish] skipped: the filter papers were in stock")
+        return waiting
+    sku, warehouse_id, _ = POLICY
+    await replenish(api, sku, warehouse_id, out)
+    done = await follow(api, order_id, "backorder", out, shown=len(waiting["timeline"]))
+    card = await api.call("supplier", "GET", f"/suppliers/{SUPPLIER['id']}/scorecard")
+    out(
+        f"  [replenish] {SUPPLIER['id']} scorecard: {card['pos_closed']} PO closed, "
+        f"{card['pos_open']} open; fill rate {_pct(card['fill_rate'])}, on time "
+        f"{_pct(card['on_time_rate'])}, acknowledged after {_hours(card['mean_ack_hours'])} "
+        "on average"
     )
-    return await follow(api, order_id, "backorder", out, shown=len(waiting["timeline"]))
+    return done
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def _hours(hours: float | None) -> str:
+    if hours is None:
+        return "-"
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 3600:.0f} s"
+
+
+async def replenish(
+    api: Api, sku: str, warehouse_id: str, out: Callable[[str], None]
+) -> dict[str, Any]:
+    """The backorder drew the pair's position below its reorder point: the supplier
+    service raised a signal and, within the auto-approve limit, a PO. The supplier sees
+    the signal on its subject, reads its stock view, acknowledges and sends the ASN; a
+    coordinator receives the goods, which fill the backorder; the PO's workflow closes it."""
+    sid = SUPPLIER["id"]
+
+    async def waiting_po() -> dict[str, Any] | None:
+        page = await api.call(
+            "supplier",
+            "GET",
+            "/purchase-orders",
+            params={"sku": sku, "warehouse_id": warehouse_id, "supplier_id": sid},
+        )
+        live = [p for p in page["items"] if p["status"] in ("pending_approval", "approved")]
+        return live[0] if live else None
+
+    po = await _until("the purchase order", waiting_po)
+    signal = await _signal_as_seen(api, sid, po["signal_id"])
+    out(
+        f"  [replenish] {signal['subject']} {signal['type']}: {sku}@{warehouse_id} position "
+        f"{signal['position']} (backordered {signal['backordered']}) below reorder point "
+        f"{signal['reorder_point']}: {signal['quantity']} by {signal['need_by']}"
+    )
+    if po["status"] == "pending_approval":
+        po = await api.call("supplier", "POST", f"/purchase-orders/{po['id']}/approve")
+        out(f"  [replenish] PO {po['id']} approved by a coordinator")
+    else:
+        out(
+            f"  [replenish] PO {po['id']}: {po['quantity']} x {po['unit_cost']} {po['currency']}"
+            " approved automatically (within the policy's limit)"
+        )
+    supplier = api.as_supplier(sid)
+    view = await supplier.call("supplier", "GET", f"/suppliers/{sid}/inventory")
+    for row in view["items"]:
+        if (row["sku"], row["warehouse_id"]) == (sku, warehouse_id):
+            out(
+                f"  [replenish] {sid} reads its stock view: on hand {row['on_hand']}, "
+                f"backordered {row['backordered']}, on order {row['on_order']}, "
+                f"position {row['position']}"
+            )
+    promised = date.today() + timedelta(days=2)
+    acked = await supplier.call(
+        "supplier",
+        "POST",
+        f"/purchase-orders/{po['id']}/acknowledge",
+        {"quantity": po["quantity"], "promised_date": promised.isoformat()},
+    )
+    out(f"  [replenish] {sid} acknowledges {acked['quantity_acknowledged']} for {promised}")
+    lot = f"PW-{uuid.uuid4().hex[:6].upper()}"
+    expected = datetime.now(UTC) + timedelta(days=1)
+    await supplier.call(
+        "supplier",
+        "POST",
+        f"/purchase-orders/{po['id']}/asn",
+        {
+            "lots": [{"lot": lot, "quantity": po["quantity"]}],
+            "expected_at": expected.isoformat(timespec="seconds"),
+        },
+        key=f"demo-asn-{po['id']}",
+    )
+    out(f"  [replenish] {sid} ships lot {lot} (ASN), expected {expected:%Y-%m-%d}")
+    await api.call(
+        "supplier",
+        "POST",
+        f"/purchase-orders/{po['id']}/receipts",
+        {"lots": [{"lot": lot, "quantity": po["quantity"]}], "complete": True},
+        key=f"demo-receipt-{po['id']}",
+    )
+    out(f"  [replenish] received {po['quantity']} x {sku} of lot {lot} into {warehouse_id}")
+
+    async def closed() -> dict[str, Any] | None:
+        body: dict[str, Any] = await api.call("supplier", "GET", f"/purchase-orders/{po['id']}")
+        return body if body["status"] == "closed" else None
+
+    final: dict[str, Any] = await _until("the PO closed", closed)
+    out(
+        f"  [replenish] PO {po['id']} closed by its workflow: received "
+        f"{final['quantity_received']} of {final['quantity']}, shortfall {final['shortfall']}"
+    )
+    return final
+
+
+async def _signal_as_seen(api: Api, supplier_id: str, signal_id: str) -> dict[str, Any]:
+    """The signal's envelope as the supplier reads it from `supplier.<id>.signals` (a
+    JetStream consumer of its own), or from the API when the demo has no NATS URL."""
+    subject = supplier_subject(supplier_id)
+    if api.nats_url is None:
+        body: dict[str, Any] = await api.call("supplier", "GET", f"/signals/{signal_id}")
+        return {**body, "subject": "GET /signals/{id}", "type": "signal"}
+    nc = await nats.connect(api.nats_url)
+    try:
+        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            envelope = Envelope.model_validate_json((await sub.next_msg(timeout=30)).data)
+            if envelope.data.get("signal_id") == signal_id:
+                return {**envelope.data, "subject": subject, "type": envelope.type}
+    finally:
+        await nc.close()
+    raise TimeoutError(f"signal {signal_id} not on {subject}")

@@ -30,6 +30,7 @@ from services.common.tasks import Supervisor
 from services.common.workflow_names import (
     OrderWorkflow,
     PingWorkflow,
+    PurchaseOrderWorkflow,
     RecallWorkflow,
     ReturnWorkflow,
 )
@@ -37,6 +38,9 @@ from workflows.order.models import OrderInput, Policy, ShipmentSignal, Signal
 from workflows.order.workflow import OrderToDelivery
 from workflows.ping.models import PingInput
 from workflows.ping.workflow import Ping
+from workflows.purchase.models import ChangedSignal as PurchaseOrderChanged
+from workflows.purchase.models import PurchaseOrderInput
+from workflows.purchase.workflow import PurchaseOrderRun
 from workflows.recall.models import RecallInput, RecallSignal
 from workflows.recall.workflow import Recall
 from workflows.returns.models import ChangedSignal, ReturnInput, ReturnShipmentSignal
@@ -190,6 +194,36 @@ RETURN_ROUTES: dict[type[Event], Route] = {
     ),
 }
 
+
+def _po(event: Any) -> str:
+    return PurchaseOrderWorkflow.id(event.po_id)
+
+
+def _po_changed(event: Any, envelope: Envelope) -> PurchaseOrderChanged:
+    return PurchaseOrderChanged(event_id=envelope.id, event_type=envelope.type)
+
+
+# Everything that moves a PO wakes its workflow, which reads the PO again.
+PURCHASE_ORDER_CHANGES: tuple[type[Event], ...] = (
+    ev.PurchaseOrderApproved,
+    ev.PurchaseOrderAcknowledged,
+    ev.PurchaseOrderShipped,
+    ev.PurchaseOrderReceived,
+    ev.PurchaseOrderCancelled,
+)
+
+PURCHASE_ORDER_ROUTES: dict[type[Event], Route] = {
+    ev.PurchaseOrderCreated: StartWorkflow(
+        PurchaseOrderRun.run,
+        _po,
+        lambda e, _: PurchaseOrderInput(po_id=e.po_id, ack_timeout_hours=e.ack_timeout_hours),
+    ),
+    **{
+        event: SignalWorkflow(_po, PurchaseOrderWorkflow.SIGNAL_CHANGED, _po_changed)
+        for event in PURCHASE_ORDER_CHANGES
+    },
+}
+
 ROUTES: dict[type[Event], Route] = {
     ev.PingRequested: StartWorkflow(
         Ping.run,
@@ -210,6 +244,7 @@ ROUTES: dict[type[Event], Route] = {
     ),
     ev.RecallClosed: SignalWorkflow(_recall, RecallWorkflow.SIGNAL_CLOSED, _recall_signal),
     **RETURN_ROUTES,
+    **PURCHASE_ORDER_ROUTES,
 }
 
 

@@ -54,6 +54,10 @@ class WorkflowSettings(SharedSettings):
     recall_report_interval_seconds: float = 3600.0
     recall_page_size: int = 500
     recall_history_limit: int = 5000  # events before a recall run continues as new
+    # The periodic replenishment review (schedule `replenishment-review`, made or updated
+    # by the worker at start; `WAYBILL_REPLENISHMENT_REVIEW_SECONDS`): 0 removes it.
+    replenishment_review_seconds: float = 24 * 3600.0
+    replenishment_review_timeout_seconds: float = 900.0  # the one review call
     # Probes (env WAYBILL_WORKER_PORT / _HOST, WAYBILL_BRIDGE_PORT / _HOST); port 0 = none.
     worker_host: str = "127.0.0.1"
     worker_port: int = 8010

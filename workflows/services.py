@@ -46,13 +46,22 @@ class ServiceClients:
         json: Any = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        time_limit: float | None = None,
     ) -> Any:
-        """Call a service; non-retryable 4xx raise a non-retryable ApplicationError."""
+        """Call a service; non-retryable 4xx raise a non-retryable ApplicationError.
+        `time_limit` (seconds) replaces the client's for a call known to take long."""
         url = self.settings.service_url(service) + path
         hdrs = telemetry.inject({"Authorization": f"Bearer {self._token()}", **(headers or {})})
         if (correlation := correlation_id.get()) is not None:
             hdrs.setdefault(CORRELATION_HEADER, correlation)
-        response = await self._http.request(method, url, json=json, params=params, headers=hdrs)
+        response = await self._http.request(
+            method,
+            url,
+            json=json,
+            params=params,
+            headers=hdrs,
+            timeout=httpx.USE_CLIENT_DEFAULT if time_limit is None else time_limit,
+        )
         if response.status_code >= 400:
             retryable = response.status_code >= 500 or response.status_code in RETRYABLE_STATUS
             try:

@@ -16,8 +16,13 @@ from workflows.order.activities import OrderActivities
 from workflows.order.workflow import OrderToDelivery
 from workflows.ping.activities import PingActivities
 from workflows.ping.workflow import Ping
+from workflows.purchase.activities import PurchaseOrderActivities
+from workflows.purchase.workflow import PurchaseOrderRun
 from workflows.recall.activities import RecallActivities
 from workflows.recall.workflow import Recall
+from workflows.replenishment.activities import ReplenishmentActivities
+from workflows.replenishment.schedule import ensure_review_schedule
+from workflows.replenishment.workflow import ReplenishmentReview
 from workflows.returns.activities import ReturnActivities
 from workflows.returns.workflow import ReturnRun
 from workflows.runtime import (
@@ -34,7 +39,14 @@ from workflows.services import ServiceClients
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (Ping, OrderToDelivery, Recall, ReturnRun)
+WORKFLOWS: Sequence[type] = (
+    Ping,
+    OrderToDelivery,
+    Recall,
+    ReturnRun,
+    PurchaseOrderRun,
+    ReplenishmentReview,
+)
 
 
 def activities(clients: ServiceClients) -> list[Callable[..., Any]]:
@@ -44,6 +56,8 @@ def activities(clients: ServiceClients) -> list[Callable[..., Any]]:
         *OrderActivities(clients).all(),
         *RecallActivities(clients).all(),
         *ReturnActivities(clients).all(),
+        *PurchaseOrderActivities(clients).all(),
+        *ReplenishmentActivities(clients).all(),
     ]
 
 
@@ -69,7 +83,8 @@ async def run_worker(
 ) -> None:
     """The worker process until `stop`: probes first, then Temporal (waiting for it if it
     is not up yet), then the Temporal worker under supervision (a crashed one is
-    replaced by a new one after a back-off)."""
+    replaced by a new one after a back-off). Each start of the worker first makes the
+    replenishment review's schedule match the settings."""
     cap = settings.restart_backoff_max_seconds
     supervisor = Supervisor(cap_seconds=cap)
     probes = Probes("worker", supervisor)
@@ -83,6 +98,7 @@ async def run_worker(
         current: list[Worker] = []
 
         async def poll() -> None:
+            await ensure_review_schedule(client, settings, task_queue)
             worker = build_worker(client, settings, clients, task_queue)
             current[:] = [worker]
             log.info("worker polling %s", task_queue or settings.temporal_task_queue)

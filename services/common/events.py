@@ -216,6 +216,13 @@ class OrderCompleted(Event):
     outcome: str
 
 
+class BookedReceipt(BaseModel):
+    """Goods of a purchase order booked into the ledger by the change that reports them."""
+
+    purchase_reference: str  # the purchase order (the supplier service's PO id)
+    quantity: int
+
+
 class InventoryChanged(Event):
     """Availability of one SKU in one warehouse changed."""
 
@@ -230,6 +237,10 @@ class InventoryChanged(Event):
     # Open backorder units of the SKU in every warehouse (backorders are per SKU, not
     # per warehouse); a change of backorders alone emits for the SKU's warehouses too.
     backordered: int = 0
+    # Purchase-order goods this change booked (in `on_hand` from this event on): the
+    # supplier service stops counting them as on order in the same step, so its position
+    # never misses them between a PO's receipt and the stock it becomes.
+    receipts: list[BookedReceipt] = []
 
 
 # --- shipment -------------------------------------------------------------------
@@ -614,6 +625,109 @@ class SignalCancelled(Event):
     warehouse_id: str
     reason: str
     cancelled_by: str
+
+
+class PurchaseOrderLot(BaseModel):
+    """A lot of a purchase order's shipment or receipt."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    lot: str
+    expiry: str | None = None  # ISO date
+    quantity: int
+
+
+class PurchaseOrderCreated(Event):
+    """A signal became a purchase order: `approved` within the policy's auto-approve
+    limit, else `pending_approval` (a coordinator decides). Subject: the PO id."""
+
+    TYPE = "supplier.po.created.v1"
+    po_id: str
+    supplier_id: str
+    signal_id: str | None = None
+    sku: str
+    warehouse_id: str
+    quantity: int
+    unit_cost: str
+    currency: str
+    need_by: str  # ISO date
+    status: str  # statuses.PurchaseOrderStatus
+    ack_timeout_hours: int
+
+
+class PurchaseOrderApproved(Event):
+    TYPE = "supplier.po.approved.v1"
+    po_id: str
+    supplier_id: str
+    approved_by: str
+
+
+class PurchaseOrderAcknowledged(Event):
+    """The supplier confirmed a quantity (at most the ordered one) and a date."""
+
+    TYPE = "supplier.po.acknowledged.v1"
+    po_id: str
+    supplier_id: str
+    quantity: int
+    promised_date: str  # ISO date
+
+
+class PurchaseOrderShipped(Event):
+    """The supplier's advance shipping notice (ASN)."""
+
+    TYPE = "supplier.po.shipped.v1"
+    po_id: str
+    supplier_id: str
+    lots: list[PurchaseOrderLot]
+    shipped_at: str
+    expected_at: str
+
+
+class PurchaseOrderReceived(Event):
+    """Goods of a PO received at its warehouse (one receipt; there may be several). The
+    order service books the lots into its ledger with the supplier and PO reference."""
+
+    TYPE = "supplier.po.received.v1"
+    po_id: str
+    supplier_id: str
+    receipt_id: str
+    sku: str
+    warehouse_id: str
+    lots: list[PurchaseOrderLot]
+    received_at: str
+    complete: bool
+
+
+class PurchaseOrderClosed(Event):
+    TYPE = "supplier.po.closed.v1"
+    po_id: str
+    supplier_id: str
+    quantity: int
+    quantity_received: int
+    shortfall: int
+
+
+class PurchaseOrderCancelled(Event):
+    TYPE = "supplier.po.cancelled.v1"
+    po_id: str
+    supplier_id: str
+    reason: str
+
+
+class VendorReturnCredited(Event):
+    """Returned goods of a lot go back to the supplier that delivered it, for a credit of
+    quantity x the PO's unit cost. Subject: the vendor return id."""
+
+    TYPE = "supplier.vendor_return.credited.v1"
+    vendor_return_id: str
+    supplier_id: str
+    po_id: str
+    return_id: str
+    sku: str
+    lot: str
+    quantity: int
+    credit_amount: str
+    currency: str
 
 
 # --- customer: notices ------------------------------------------------------------

@@ -158,15 +158,27 @@ class PurchaseOrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-# Approved and not yet received: what these still lack counts as on order in the
-# inventory position, so a late confirmation never triggers a second order.
+S_PO = PurchaseOrderStatus
+# The guarded moves (`services/supplier/purchase_orders.py` applies them). Receipts may
+# come before an acknowledgement or an ASN (the goods arrive unannounced); a PO is
+# `received` by a complete receipt, or once the quantity expected has come.
+PO_TRANSITIONS: dict[PurchaseOrderStatus, frozenset[PurchaseOrderStatus]] = {
+    S_PO.PENDING_APPROVAL: frozenset({S_PO.APPROVED, S_PO.CANCELLED}),
+    S_PO.APPROVED: frozenset({S_PO.ACKNOWLEDGED, S_PO.RECEIVED, S_PO.CANCELLED}),
+    S_PO.ACKNOWLEDGED: frozenset({S_PO.SHIPPED, S_PO.RECEIVED, S_PO.CANCELLED}),
+    S_PO.SHIPPED: frozenset({S_PO.RECEIVED}),
+    S_PO.RECEIVED: frozenset({S_PO.CLOSED}),
+}
+# Ordered and not yet received (waiting for approval included): what these still lack
+# counts as on order in the inventory position, so neither a PO waiting for approval nor
+# one confirmed late ever triggers a second order.
 PO_ON_ORDER: frozenset[PurchaseOrderStatus] = frozenset(
-    {
-        PurchaseOrderStatus.APPROVED,
-        PurchaseOrderStatus.ACKNOWLEDGED,
-        PurchaseOrderStatus.SHIPPED,
-    }
+    {S_PO.PENDING_APPROVAL, S_PO.APPROVED, S_PO.ACKNOWLEDGED, S_PO.SHIPPED}
 )
-PO_FINAL: frozenset[PurchaseOrderStatus] = frozenset(
-    {PurchaseOrderStatus.RECEIVED, PurchaseOrderStatus.CLOSED, PurchaseOrderStatus.CANCELLED}
+# Goods may be received against these (partial receipts keep the status).
+PO_RECEIVABLE: frozenset[PurchaseOrderStatus] = frozenset(
+    {S_PO.APPROVED, S_PO.ACKNOWLEDGED, S_PO.SHIPPED}
 )
+# A PO in one of these never changes again (its workflow ends). `received` is not final:
+# it waits for the close, which records the shortfall.
+PO_FINAL: frozenset[PurchaseOrderStatus] = frozenset({S_PO.CLOSED, S_PO.CANCELLED})

@@ -59,3 +59,25 @@ class RecallWorkflow:
     @staticmethod
     def id(recall_id: str) -> str:
         return f"recall-{recall_id}"
+
+
+class PurchaseOrderWorkflow:
+    """A purchase order from creation to closed or cancelled (`workflows/purchase/`)."""
+
+    NAME = "PurchaseOrder"
+    SIGNAL_CHANGED = "changed"  # the PO changed at the supplier service: read it again
+    QUERY_STATUS = "status"
+
+    @staticmethod
+    def id(po_id: str) -> str:
+        return f"po-{po_id}"
+
+
+class ReplenishmentReviewWorkflow:
+    """The periodic replenishment review (`workflows/replenishment/`), started by the
+    Temporal schedule `SCHEDULE_ID` the worker keeps in step with its settings."""
+
+    NAME = "ReplenishmentReview"
+    SCHEDULE_ID = "replenishment-review"
+    # Each scheduled run's id is this plus the scheduled time (Temporal appends it).
+    WORKFLOW_ID = "replenishment-review"

@@ -27,5 +27,5 @@ def create(settings: OrderSettings | None = None) -> FastAPI:
             ops.router,
         ],
         workers=handlers.workers,
-        consumes=["shipment", "returns"],
+        consumes=["shipment", "returns", "supplier"],
     )

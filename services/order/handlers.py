@@ -1,5 +1,6 @@
 """Events the order service consumes: shipment progress, kept as the status read model,
-and returns' dispositions, whose restocked lots go back into the ledger.
+returns' dispositions, whose restocked lots go back into the ledger, and the supplier
+service's purchase-order receipts, booked into the ledger with their supplier and PO.
 
 The shipment service alone decides a shipment's status and publishes it with a
 `revision` that grows with each change. The read model applies an event's `status` (and
@@ -10,7 +11,7 @@ event in the history whatever order they arrive in; it never compares `occurred_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -165,6 +166,39 @@ def on_disposed(source: str) -> Handler:
     return handle
 
 
+def on_po_received(source: str) -> Handler:
+    """The `PurchaseOrderReceived` handler: each lot is booked in (reference
+    `po:<po>:<receipt>`, with the supplier and the PO as purchase reference, so a lot's
+    traceability shows where it came from) and fills the SKU's backorders, all in one
+    transaction. A lot the ledger refuses for good (unknown SKU or warehouse, an expiry
+    in the past or not the lot's) is dead-lettered with the whole receipt."""
+
+    async def handle(session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        assert isinstance(event, ev.PurchaseOrderReceived)
+        for lot in event.lots:
+            try:
+                await stock.receive(
+                    session,
+                    warehouse_id=event.warehouse_id,
+                    sku=event.sku,
+                    lot=lot.lot,
+                    expiry=date.fromisoformat(lot.expiry) if lot.expiry else None,
+                    quantity=lot.quantity,
+                    reference=f"po:{event.po_id}:{event.receipt_id}",
+                    supplier_id=event.supplier_id,
+                    purchase_reference=event.po_id,
+                    actor=f"supplier:{event.supplier_id}",
+                    source=source,
+                )
+            except ProblemError as exc:
+                raise PermanentError(
+                    f"PO {event.po_id} receipt {event.receipt_id} lot {lot.lot}: "
+                    f"{exc.detail or exc.code}"
+                ) from exc
+
+    return handle
+
+
 def workers(runtime: Runtime) -> Sequence[JetStreamWorker]:
     settings = runtime.settings
     return [
@@ -189,5 +223,14 @@ def workers(runtime: Runtime) -> Sequence[JetStreamWorker]:
             max_deliver=settings.consumer_max_deliver,
             backoff_seconds=settings.consumer_backoff_seconds,
             handlers={ev.ReturnDisposed: on_disposed(runtime.source)},
+        ),
+        InboxConsumer(
+            db=runtime.db,
+            bus=runtime.bus,
+            service="order",
+            name="po-receipts",
+            max_deliver=settings.consumer_max_deliver,
+            backoff_seconds=settings.consumer_backoff_seconds,
+            handlers={ev.PurchaseOrderReceived: on_po_received(runtime.source)},
         ),
     ]

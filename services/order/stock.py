@@ -29,7 +29,7 @@ expired one. Unblocking frees the held stock and fills backorders (`_unblock`).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.events import InventoryChanged, OrderBackorderFilled
+from services.common.events import BookedReceipt, InventoryChanged, OrderBackorderFilled
 from services.common.outbox import stage
 from services.common.problems import Conflict, Unprocessable
 from services.common.statuses import LotStatus
@@ -131,6 +131,11 @@ class _Work:
     reason: str
     touched: set[tuple[str, str]] = field(default_factory=set)
     backordered: set[str] = field(default_factory=set)
+    receipts: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+
+    def booked(self, sku: str, warehouse_id: str, purchase_reference: str, quantity: int) -> None:
+        """Purchase-order goods went into the pair's stock: say so in its InventoryChanged."""
+        self.receipts.setdefault((sku, warehouse_id), Counter())[purchase_reference] += quantity
 
     def backorders_changed(self, sku: str) -> None:
         """The SKU's open backorders changed: announce it even if no balance moved."""
@@ -238,11 +243,16 @@ class _Work:
                     available=on_hand - reserved - held,
                     reason=self.reason,
                     backordered=backordered[sku],
+                    receipts=[
+                        BookedReceipt(purchase_reference=ref, quantity=qty)
+                        for ref, qty in sorted(self.receipts.get((sku, warehouse_id), {}).items())
+                    ],
                 ),
                 subject=inventory_subject(sku, warehouse_id),
             )
         self.touched.clear()
         self.backordered.clear()
+        self.receipts.clear()
 
 
 def _work(session: AsyncSession, source: str, reason: str, actor: str | None = None) -> _Work:
@@ -1102,6 +1112,8 @@ async def receive(
     )
     movement.supplier_id = supplier_id
     movement.purchase_reference = purchase_reference
+    if purchase_reference is not None:
+        work.booked(sku, warehouse_id, purchase_reference, quantity)
     await session.flush()
     filled = [order_id for order_id, _ in await _fill(work, sku)]
     await work.emit()

@@ -58,6 +58,7 @@ __all__ = [
     "Method",
     "forecast_many",
     "forecast_one",
+    "warm_up",
 ]
 
 Floats = npt.NDArray[np.float64]
@@ -171,6 +172,14 @@ def forecast_many(
         if rows.size:
             mean[rows] = _library(y, rows, (chosen,), window)[:, 0]
     return ForecastBatch(names, method, mean, sigma, mae)
+
+
+def warm_up() -> None:
+    """Import the library and fit each model once, so the first forecast a consumer makes
+    inside its transaction does not pay seconds of imports (a service calls this in a
+    thread at start)."""
+    forecast_one([float(i % 3) for i in range(60)])
+    forecast_one([float(i % 7 == 0) for i in range(60)])
 
 
 def _model(method: Method, window: int) -> Any:

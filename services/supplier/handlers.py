@@ -5,6 +5,9 @@ transaction (`positions.py` holds the read model's rules):
   policy reviews continuously (`signals.evaluate`, same transaction: the signal, its
   events and its webhook delivery commit with the position, or none of them);
 - `OrderConfirmed` and `OrderBackorderFilled` add the demand their allocations show.
+
+and one of the RETURNS stream (consumer `supplier-vendor-returns`): `ReturnDisposed`'s
+`return_to_vendor` lots become vendor returns (`vendor_returns.py`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common import events as ev
 from services.common.app import Runtime
 from services.common.envelope import Envelope
-from services.common.inbox import InboxConsumer, JetStreamWorker
-from services.supplier import positions, signals
+from services.common.inbox import Handler, InboxConsumer, JetStreamWorker
+from services.supplier import positions, signals, vendor_returns
 from services.supplier.models import ReplenishmentPolicy
 from services.supplier.schemas import ReviewMode
 
@@ -37,6 +40,14 @@ async def on_allocated(session: AsyncSession, event: Any, envelope: Envelope) ->
     await positions.add_demand(session, event.order_id, list(event.allocations), envelope.time)
 
 
+def on_disposed(source: str) -> Handler:
+    async def handle(session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        assert isinstance(event, ev.ReturnDisposed)
+        await vendor_returns.record(session, source, event)
+
+    return handle
+
+
 def workers(runtime: Runtime) -> Sequence[JetStreamWorker]:
     settings = runtime.settings
     return [
@@ -52,5 +63,14 @@ def workers(runtime: Runtime) -> Sequence[JetStreamWorker]:
                 ev.OrderConfirmed: on_allocated,
                 ev.OrderBackorderFilled: on_allocated,
             },
-        )
+        ),
+        InboxConsumer(
+            db=runtime.db,
+            bus=runtime.bus,
+            service="supplier",
+            name="vendor-returns",
+            max_deliver=settings.consumer_max_deliver,
+            backoff_seconds=settings.consumer_backoff_seconds,
+            handlers={ev.ReturnDisposed: on_disposed(runtime.source)},
+        ),
     ]

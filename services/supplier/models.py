@@ -1,9 +1,9 @@
-"""Supplier service tables (migration 0002).
+"""Supplier service tables (migrations 0002 and 0003).
 
 Master data (`suppliers`, `supplier_items`, `replenishment_policies`), the read models
 kept from ORDER events (`stock_positions`, `demand_daily`), what the service decides
-(`replenishment_signals` with their history, `purchase_orders`) and the webhook queue
-(`webhook_deliveries`).
+(`replenishment_signals` with their history, `purchase_orders` with their history and
+receipts, `vendor_returns`) and the webhook queue (`webhook_deliveries`).
 """
 
 from __future__ import annotations
@@ -154,13 +154,14 @@ class DemandOrder(Base):
 
 
 class PurchaseOrder(Base):
-    """A purchase order to a supplier (its lifecycle comes in a later step); what open
-    ones still lack is on order in the inventory position."""
+    """A purchase order to a supplier (lifecycle: `purchase_orders.py`); what open ones
+    still lack is on order in the inventory position. `revision` counts its events."""
 
     __tablename__ = "purchase_orders"
     __table_args__ = (
         sa.Index("ix_purchase_orders_pair", "sku", "warehouse_id", "status"),
         sa.Index("ix_purchase_orders_supplier", "supplier_id", "created_at", "id"),
+        sa.Index("ix_purchase_orders_created", "created_at", "id"),
         sa.CheckConstraint("quantity > 0", name="ck_purchase_orders_quantity"),
         sa.CheckConstraint("quantity_received >= 0", name="ck_purchase_orders_received"),
     )
@@ -175,8 +176,92 @@ class PurchaseOrder(Base):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(24))  # statuses.PurchaseOrderStatus
     quantity_received: Mapped[int] = mapped_column(Integer)
+    need_by: Mapped[date | None] = mapped_column(Date, default=None)
+    ordered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    approved_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    quantity_acknowledged: Mapped[int | None] = mapped_column(Integer, default=None)
+    promised_date: Mapped[date | None] = mapped_column(Date, default=None)
+    ack_note: Mapped[str | None] = mapped_column(Text, default=None)
+    shipped_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    expected_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    asn_lots: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    shortfall: Mapped[int | None] = mapped_column(Integer, default=None)
+    # At close: received by the promised date (or need-by when never acknowledged).
+    on_time: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    cancel_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    attention: Mapped[str | None] = mapped_column(String(64), default=None)
+    attention_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    ack_timeout_hours: Mapped[int] = mapped_column(Integer, default=48)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    # Units the order service reported booked into stock (InventoryChanged.receipts).
+    quantity_booked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PurchaseOrderHistory(Base):
+    """One entry of a purchase order's timeline."""
+
+    __tablename__ = "po_history"
+    __table_args__ = (sa.Index("ix_po_history_po", "po_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    po_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    by: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PurchaseOrderReceipt(Base):
+    """One lot of one receipt against a PO (`receipt_id` groups a receipt's lots); it
+    tells which supplier delivered a lot when its goods go back (vendor returns)."""
+
+    __tablename__ = "po_receipts"
+    __table_args__ = (
+        sa.Index("ix_po_receipts_po", "po_id", "id"),
+        sa.Index("ix_po_receipts_lot", "sku", "lot"),
+        sa.CheckConstraint("quantity > 0", name="ck_po_receipts_quantity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receipt_id: Mapped[str] = mapped_column(String(36))
+    po_id: Mapped[str] = mapped_column(String(36))
+    supplier_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    warehouse_id: Mapped[str] = mapped_column(String(32))
+    lot: Mapped[str] = mapped_column(String(64))
+    expiry: Mapped[date | None] = mapped_column(Date)
+    quantity: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_by: Mapped[str] = mapped_column(String(128))
+
+
+class VendorReturn(Base):
+    """Returned goods of one lot going back to the supplier that delivered it (None: no
+    receipt knows the lot), with the credit claimed."""
+
+    __tablename__ = "vendor_returns"
+    __table_args__ = (sa.Index("ix_vendor_returns_supplier", "supplier_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    supplier_id: Mapped[str | None] = mapped_column(String(64))
+    po_id: Mapped[str | None] = mapped_column(String(36))
+    return_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    warehouse_id: Mapped[str] = mapped_column(String(32))
+    lot: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    credit_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ReplenishmentSignal(Base):

@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import events as ev
-from services.common.statuses import PO_ON_ORDER
+from services.common.statuses import PO_ON_ORDER, PurchaseOrderStatus
 from services.supplier.models import (
     DemandDaily,
     DemandOrder,
@@ -72,6 +72,16 @@ async def apply_inventory(
     await session.execute(
         stmt.on_conflict_do_update(index_elements=["sku", "warehouse_id"], set_=values)
     )
+    for booked in event.receipts:  # now in on_hand: no longer on order
+        await session.execute(
+            sa.update(PurchaseOrder)
+            .where(
+                PurchaseOrder.id == booked.purchase_reference,
+                PurchaseOrder.sku == event.sku,
+                PurchaseOrder.warehouse_id == event.warehouse_id,
+            )
+            .values(quantity_booked=PurchaseOrder.quantity_booked + booked.quantity)
+        )
 
 
 async def add_demand(
@@ -129,18 +139,30 @@ class Position:
         return self.on_hand - self.reserved - self.held - self.backordered + self.on_order
 
 
+# What a purchase order will put into stock: all it orders while it is open, what it
+# received once it was received, closed or cancelled.
+_EXPECTED = sa.case(
+    (
+        PurchaseOrder.status.in_([s.value for s in PO_ON_ORDER]),
+        PurchaseOrder.quantity,
+    ),
+    else_=PurchaseOrder.quantity_received,
+)
+
+
 async def on_order(session: AsyncSession, sku: str, warehouse_id: str) -> int:
-    """Units open purchase orders of the pair still lack."""
+    """Units the pair's purchase orders will still put into stock: what each is expected
+    to bring (`_EXPECTED`) less what the order service has reported booked
+    (`InventoryChanged.receipts`, applied with the on-hand it raised). Goods received
+    here but not yet booked there so stay on order, and a close or an evaluation in
+    between never orders them a second time."""
+    outstanding = _EXPECTED - PurchaseOrder.quantity_booked
     total = await session.scalar(
-        sa.select(
-            sa.func.coalesce(
-                sa.func.sum(PurchaseOrder.quantity - PurchaseOrder.quantity_received), 0
-            )
-        ).where(
+        sa.select(sa.func.coalesce(sa.func.sum(outstanding), 0)).where(
             PurchaseOrder.sku == sku,
             PurchaseOrder.warehouse_id == warehouse_id,
-            PurchaseOrder.status.in_([s.value for s in PO_ON_ORDER]),
-            PurchaseOrder.quantity > PurchaseOrder.quantity_received,
+            PurchaseOrder.status != PurchaseOrderStatus.CANCELLED.value,
+            outstanding > 0,
         )
     )
     return int(total or 0)

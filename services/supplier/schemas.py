@@ -26,7 +26,9 @@ SKU_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{1,63}$"
 WAREHOUSE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{1,31}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[!-~]*)?$"
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
+# `\s` differs between pydantic's (Rust) regex and JSON Schema's (ECMAScript): U+0085 is
+# whitespace only to the first, U+FEFF only to the second; both are excluded explicitly.
+EMAIL_PATTERN = r"^[^@\s\x85\uFEFF]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
 PHONE_PATTERN = r"^\+?[0-9][0-9 ()./-]{3,31}$"
 MAX_QUANTITY = 1_000_000_000
 
@@ -408,4 +410,165 @@ class DeliveryOut(BaseModel):
 
 class DeliveryPage(BaseModel):
     items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+# --- purchase orders --------------------------------------------------------------------
+
+LOT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+LotCode = Annotated[str, Field(pattern=LOT_PATTERN, examples=["L-2024-07"])]
+
+
+class PoLotIn(Strict):
+    """A lot of an ASN or a receipt."""
+
+    lot: LotCode
+    expiry: date | None = Field(default=None, description="Not in the past (422 `expiry_in_past`)")
+    quantity: Quantity
+
+
+PoLots = Annotated[list[PoLotIn], Field(min_length=1, max_length=100)]
+
+
+class PoLotOut(BaseModel):
+    lot: str
+    expiry: date | None
+    quantity: int
+
+
+class AcknowledgeIn(Strict):
+    """The supplier confirms a quantity (at most the ordered one) and a date."""
+
+    quantity: Quantity = Field(
+        description="At most the ordered quantity (422 `quantity_exceeds_ordered`)"
+    )
+    promised_date: date = Field(description="Not in the past (422 `promised_date_in_past`)")
+    note: Text | None = None
+
+
+class AsnIn(Strict):
+    """The advance shipping notice: lots adding up to at most the acknowledged quantity
+    (422 `asn_exceeds_acknowledged`), each lot once (422 `duplicate_lot`)."""
+
+    lots: PoLots
+    shipped_at: datetime | None = Field(default=None, description="Now when absent")
+    expected_at: datetime
+
+
+class ReceiptIn(Strict):
+    """Goods received against a PO: at most what is still to come of the ordered quantity
+    (422 `quantity_exceeds_ordered`); `complete` says nothing more will come."""
+
+    lots: PoLots
+    complete: StrictBool = False
+
+
+class ReasonIn(Strict):
+    reason: Text
+
+
+class AttentionIn(Strict):
+    reason: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+    detail: Text | None = None
+
+
+class PoHistoryOut(BaseModel):
+    status: str
+    at: datetime
+    by: str
+    note: str | None
+
+
+class ReceiptOut(BaseModel):
+    receipt_id: str
+    lots: list[PoLotOut]
+    complete: bool
+    received_at: datetime
+    received_by: str
+
+
+class PurchaseOrderOut(BaseModel):
+    """A purchase order, its supplier's answers and what was received."""
+
+    id: str
+    supplier_id: str
+    signal_id: str | None
+    sku: str
+    warehouse_id: str
+    quantity: int
+    unit_cost: Decimal
+    currency: str
+    status: str
+    need_by: date | None
+    ordered_at: datetime | None
+    approved_at: datetime | None
+    approved_by: str | None
+    acknowledged_at: datetime | None
+    quantity_acknowledged: int | None
+    promised_date: date | None
+    ack_note: str | None
+    shipped_at: datetime | None
+    expected_at: datetime | None
+    asn_lots: list[PoLotOut] | None
+    quantity_received: int
+    received_at: datetime | None
+    closed_at: datetime | None
+    shortfall: int | None
+    on_time: bool | None
+    cancel_reason: str | None
+    attention: str | None
+    attention_detail: str | None
+    ack_timeout_hours: int
+    revision: int
+    receipts: list[ReceiptOut]
+    history: list[PoHistoryOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class PurchaseOrderPage(BaseModel):
+    items: list[PurchaseOrderOut]
+    next_cursor: str | None
+
+
+# --- scorecard and vendor returns -----------------------------------------------------
+
+
+class ScorecardOut(BaseModel):
+    """How a supplier performs, over its closed POs (rates None without any)."""
+
+    supplier_id: str
+    pos_closed: int
+    pos_open: int
+    on_time_rate: float | None = Field(
+        description="Share received by the promised date (need-by when never acknowledged)"
+    )
+    fill_rate: float | None = Field(description="Units received / units ordered")
+    mean_ack_hours: float | None = Field(description="Ordered to acknowledged, mean hours")
+    lead_time_mean_days: float | None = Field(description="Ordered to received, mean days")
+    lead_time_sd_days: float | None = Field(description="Sample standard deviation (>= 2 POs)")
+    vendor_returns: int
+    vendor_returned_units: int
+
+
+class VendorReturnOut(BaseModel):
+    id: str
+    supplier_id: str | None
+    po_id: str | None
+    return_id: str
+    sku: str
+    warehouse_id: str
+    lot: str
+    quantity: int
+    unit_cost: Decimal | None
+    credit_amount: Decimal | None
+    currency: str | None
+    note: str | None
+    created_at: datetime
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class VendorReturnPage(BaseModel):
+    items: list[VendorReturnOut]
     next_cursor: str | None

@@ -1,13 +1,25 @@
 """Replenishment signals: when a SKU x warehouse needs stock, from whom, how much, by when.
 
 `evaluate` assesses one pair (its policy, the preferred supplier item effective today,
-the inventory position and the demand history of the policy's `horizon_days`, zero-filled
-per day) with the pure rules of `forecast.py` and `replenishment.py`, and raises a signal
-when the plan says so and no signal of the pair is open. Continuous-review policies are
-evaluated in the transaction that applies each `InventoryChanged` (`handlers.py`);
-periodic ones by `run_review` (`POST /internal/replenishment/review`), which forecasts
-outside the write transactions and plans again with the position read inside them.
+the inventory position and the demand history of the policy's `horizon_days`,
+zero-filled per day) with the pure rules of `forecast.py` and
+`replenishment.py`, and raises a signal when the plan says so and no signal of the pair
+is open. Continuous-review policies are evaluated in the transaction that applies each
+`InventoryChanged` (`handlers.py`); periodic ones by `run_review` (`POST
+/internal/replenishment/review`), which forecasts outside the write transactions and
+plans again with the position read inside them.
 Suppliers propose their own replenishment (`propose`) within the policy.
+
+A raised signal becomes a purchase order in the same transaction
+(`purchase_orders.order_from_signal`: approved within the policy's auto-approve limit,
+else pending approval) and turns `ordered`. What open POs still lack (pending approval
+included) is on order in the position, so the pair does not signal again while one is
+open, however late it is; closing a PO (`reorder_after_close`) evaluates the pair again,
+so a shortfall is ordered again when the position still needs it.
+
+Lead time: the plan uses the supplier item's declared lead time and deviation until the
+supplier x SKU has `scorecard.MIN_OBSERVED` (3) closed POs; from then on the observed mean
+and sample standard deviation of ordered-to-received days (`scorecard.observed_lead_time`).
 
 A signal is raised at most once per pair at a time: the evaluation locks the pair's
 policy row (PostgreSQL; SQLite writers are serial), finds no open signal of the pair,
@@ -17,7 +29,8 @@ twice. Raising stages `SignalRaised` on `supplier.signal.raised` and a copy (its
 event id) on the supplier's `supplier.<id>.signals`, and queues the webhook delivery,
 all in the caller's transaction.
 
-    open ──cancel──▶ cancelled      (ordered, superseded: the purchase-order step)
+    open ──PO made (same transaction)──▶ ordered
+    open ──cancel──▶ cancelled      (superseded: not used yet)
 
 Errors (each a problem; nothing is written):
 
@@ -52,9 +65,10 @@ from services.common.outbox import stage
 from services.common.pagination import decode_time_cursor, encode_time_cursor
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.common.statuses import SignalOrigin, SignalStatus
-from services.supplier import positions, suppliers, webhooks
+from services.supplier import positions, purchase_orders, scorecard, suppliers, webhooks
 from services.supplier.forecast import Forecast, forecast_many, forecast_one
 from services.supplier.models import (
+    PurchaseOrder,
     ReplenishmentPolicy,
     ReplenishmentSignal,
     SignalHistory,
@@ -106,6 +120,16 @@ class Inputs:
     item: SupplierItem
     position: positions.Position
     history: list[float]
+    # Observed over the supplier x SKU's closed POs; None: the item's declared values.
+    lead: scorecard.LeadTime | None = None
+
+    @property
+    def lead_days(self) -> float:
+        return self.lead.mean_days if self.lead else float(self.item.lead_time_days)
+
+    @property
+    def lead_sd_days(self) -> float:
+        return self.lead.sd_days if self.lead else float(self.item.lead_time_sd_days)
 
 
 @dataclass(frozen=True)
@@ -158,6 +182,7 @@ async def load_inputs(
         item=item,
         position=await positions.position(session, sku, warehouse_id),
         history=await positions.history(session, sku, warehouse_id, today, policy.horizon_days),
+        lead=await scorecard.observed_lead_time(session, item.supplier_id, sku),
     )
 
 
@@ -172,8 +197,8 @@ def plan_input(inputs: Inputs, forecast: Forecast) -> PlanInput:
         on_order=pos.on_order,
         daily_mean=forecast.daily_mean,
         daily_sigma=forecast.daily_sigma,
-        lead_days=float(item.lead_time_days),
-        lead_sd_days=float(item.lead_time_sd_days),
+        lead_days=inputs.lead_days,
+        lead_sd_days=inputs.lead_sd_days,
         service_level=policy.service_level,
         review_period_days=float(policy.review_period_days or 0) if periodic else 0.0,
         order_cost=float(policy.order_cost),
@@ -310,7 +335,7 @@ async def _raise(
         eoq=p.eoq,
         quantity=quantity,
         need_by=p.need_by,
-        lead_time_days=item.lead_time_days,
+        lead_time_days=round(inputs.lead_days),
         unit_cost=item.unit_cost,
         currency=item.currency,
         raised_by=actor.by,
@@ -357,6 +382,13 @@ async def _raise(
     supplier = await session.get(Supplier, signal.supplier_id)
     if supplier is not None:
         webhooks.queue(session, supplier, signal.id, copy)
+    po = await purchase_orders.order_from_signal(
+        session, purchase_orders.Actor(actor.source, actor.by), signal, inputs.policy
+    )
+    _can(signal, S.ORDERED)
+    signal.status = S.ORDERED.value
+    signal.updated_at = signal.closed_at = now
+    _note(session, signal, actor.by, f"purchase order {po.id} ({po.status})")
     return signal
 
 
@@ -390,6 +422,16 @@ async def evaluate(
             session, actor, a, origin=SignalOrigin.POLICY, quantity=a.plan.quantity
         )
     return Evaluation(a, signal)
+
+
+async def reorder_after_close(
+    session: AsyncSession, actor: Actor, po: PurchaseOrder, today: date
+) -> Evaluation | None:
+    """Close the received PO (repeat-safe), then evaluate its pair again: a shortfall the
+    position still needs is signalled (and ordered) again."""
+    await purchase_orders.close(session, purchase_orders.Actor(actor.source, actor.by), po)
+    await session.flush()
+    return await evaluate(session, po.sku, po.warehouse_id, today, actor=SYSTEM)
 
 
 async def _review_keys(

@@ -9,7 +9,7 @@ import pytest
 from cli.demo import delivered_line, run_demo
 from tests import harness
 from tests.e2e.conftest import World
-from tests.harness import SmtpServer, Stack
+from tests.harness import SmtpServer, Stack, token
 
 pytestmark = pytest.mark.settings(
     shipment={"simulator_seconds_per_hour": 0.005, "simulator_poll_seconds": 0.1},
@@ -29,6 +29,9 @@ async def system(stack: Stack, worker: None, bridge: None, smtp: SmtpServer) -> 
 @pytest.mark.timeout(300)
 async def test_demo_orders_reach_the_end_with_their_story(world: World, smtp: SmtpServer) -> None:
     lines: list[str] = []
+    # As `waybill demo` has them: supplier users' tokens and the NATS the supplier reads.
+    world.api.supplier_token = lambda sid: token("supplier", supplier_id=sid)
+    world.api.nats_url = world.stack.nats_url
     results = await run_demo(world.api, lines.append)
     assert [r["status"] for r in results] == ["completed"] * 3
     one, split, back = results
@@ -51,6 +54,19 @@ async def test_demo_orders_reach_the_end_with_their_story(world: World, smtp: Sm
     if "1 x GRINDER-BURR" in story:  # the grinder, unless its parcel went back
         assert "[return] refund: 116.10 EUR (restocking fee 12.90); closed" in story
     assert "[recall] report: 2/2 notified" in story
+    # The backorder was filled by the supplier: signalled on its subject, acknowledged,
+    # shipped and received; the PO closed and counted on the scorecard.
+    assert re.search(
+        r"\[replenish\] supplier\.PAPERWORKS\.signals supplier\.signal\.raised\.v1: "
+        r"FILTER-PAPER@WH-SOUTH position -5 \(backordered 5\) below reorder point 10: 25 by",
+        story,
+    ), story
+    assert "[replenish] PAPERWORKS acknowledges 25 for" in story
+    assert re.search(r"\[replenish\] PAPERWORKS ships lot PW-[0-9A-F]{6} \(ASN\)", story)
+    assert re.search(r"closed by its workflow: received 25 of 25, shortfall 0", story)
+    assert re.search(
+        r"\[replenish\] PAPERWORKS scorecard: 1 PO closed, 0 open; fill rate 100%", story
+    )
     assert any("recall" in m.subject.lower() or "召回" in m.subject for m in smtp.messages())
 
 

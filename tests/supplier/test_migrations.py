@@ -32,6 +32,9 @@ SUPPLIER_TABLES = {
     "replenishment_signals",
     "signal_history",
     "webhook_deliveries",
+    "po_history",
+    "po_receipts",
+    "vendor_returns",
 }
 
 

@@ -63,8 +63,9 @@ async def test_inventory_and_demand_raise_one_signal_with_the_hand_checked_numbe
     # The same events again (redelivered copies), and more inventory changes after them.
     await republish(bus, confirmed)
     await republish(bus, first)
-    await publish_inventory(bus, inventory("TEA", "WH-A", on_hand=95, reserved=50))
-    await publish_inventory(bus, inventory("TEA", "WH-A", on_hand=90, reserved=50, held=5))
+    # The signal's PO (36, waiting for approval) is on order: position 86 and 91 > 81.
+    await publish_inventory(bus, inventory("TEA", "WH-A", on_hand=100, reserved=50))
+    await publish_inventory(bus, inventory("TEA", "WH-A", on_hand=100, reserved=40, held=5))
     await settled(svc, 4)
 
     [signal] = await signals_of(svc, "ACME")
@@ -92,7 +93,7 @@ async def test_inventory_and_demand_raise_one_signal_with_the_hand_checked_numbe
             "lead_time_days",
         )
     } == {
-        "status": "open",
+        "status": "ordered",
         "origin": "policy",
         "sku": "TEA",
         "warehouse_id": "WH-A",
@@ -111,7 +112,7 @@ async def test_inventory_and_demand_raise_one_signal_with_the_hand_checked_numbe
         "need_by": today,
         "lead_time_days": 5,
     }
-    assert [h["status"] for h in signal["history"]] == ["open"]
+    assert [h["status"] for h in signal["history"]] == ["open", "ordered"]
     async with svc.runtime.db.reading() as session:
         demand = (await session.execute(sa.select(DemandDaily.quantity))).scalars().all()
     assert demand == [50]  # the redelivered confirmation counted once
@@ -171,37 +172,44 @@ async def test_an_open_purchase_order_stops_a_second_signal(svc: RunningService,
     await publish_inventory(bus, inventory("TEA", "WH-A", on_hand=100, reserved=50))
     await settled(svc, 2)
     [first] = await signals_of(svc, "ACME")
-    cancelled = await svc.http.post(
-        f"/signals/{first['id']}/cancel", json={"reason": "ordered by phone"}, headers=COORD
-    )
+    assert first["status"] == "ordered"
+    listed = await svc.http.get("/purchase-orders", params={"sku": "TEA"}, headers=COORD)
+    [po] = listed.json()["items"]
+    assert (po["signal_id"], po["status"], po["quantity"]) == (first["id"], "pending_approval", 36)
+    path = f"/purchase-orders/{po['id']}/cancel"
+    cancelled = await svc.http.post(path, json={"reason": "ordered by phone"}, headers=COORD)
     assert cancelled.status_code == 200, cancelled.text
-    assert [h["status"] for h in cancelled.json()["history"]] == ["open", "cancelled"]
-    again = await svc.http.post(
-        f"/signals/{first['id']}/cancel", json={"reason": "again"}, headers=COORD
-    )
+    assert [h["status"] for h in cancelled.json()["history"]] == ["pending_approval", "cancelled"]
+    again = await svc.http.post(path, json={"reason": "again"}, headers=COORD)
     assert (again.status_code, again.json()["code"]) == (409, "invalid_transition")
 
-    # The phone order is a PO acknowledged but not yet received: 110 - 10 on order.
+    # The phone order is a PO acknowledged, 10 of its 110 received but not yet booked into
+    # stock by the order service (all 110 on order), and another waits for approval (500):
+    # both are on order.
     await _purchase_order(svc, "acknowledged", 110)
-    await _purchase_order(svc, "pending_approval", 500)  # not on order yet
+    await _purchase_order(svc, "pending_approval", 500)
     await publish_inventory(bus, inventory("TEA", "WH-A", on_hand=100, reserved=60))
     await settled(svc, 3)
-    assert [s["status"] for s in await signals_of(svc, "ACME")] == ["cancelled"]
+    assert [s["status"] for s in await signals_of(svc, "ACME")] == ["ordered"]
     inv = (await svc.http.get("/suppliers/ACME/inventory", headers=COORD)).json()
     [row] = inv["items"]
-    assert (row["on_order"], row["position"]) == (100, 140)
+    assert (row["on_order"], row["position"]) == (610, 650)
 
-    # Without it the same change raises a signal again: the PO was what kept it quiet.
+    # Without them the same change raises a signal again: the POs were what kept it quiet.
     async with svc.runtime.db.transaction() as session:
-        await session.execute(
-            sa.update(PurchaseOrder)
-            .where(PurchaseOrder.id == "po-acknowledged")
-            .values(status="received")
-        )
+        for po_id, status, booked in (
+            ("po-acknowledged", "received", 10),  # its 10 in stock now
+            ("po-pending_approval", "cancelled", 0),
+        ):
+            await session.execute(
+                sa.update(PurchaseOrder)
+                .where(PurchaseOrder.id == po_id)
+                .values(status=status, quantity_booked=booked)
+            )
     await publish_inventory(bus, inventory("TEA", "WH-A", on_hand=100, reserved=61))
     await settled(svc, 4)
     second, _ = await signals_of(svc, "ACME")
-    assert (second["status"], second["on_order"], second["position"]) == ("open", 0, 39)
+    assert (second["status"], second["on_order"], second["position"]) == ("ordered", 0, 39)
 
 
 async def test_periodic_policies_are_evaluated_by_the_review(svc: RunningService, bus: Bus) -> None:
@@ -273,4 +281,4 @@ async def test_the_preferred_effective_supplier_is_signalled(svc: RunningService
             .scalars()
             .all()
         )
-    assert types == ["supplier.signal.raised", "supplier.FAST.signals"]
+    assert types == ["supplier.signal.raised", "supplier.FAST.signals", "supplier.po.created"]

@@ -116,8 +116,10 @@ async def test_a_supplier_proposes_within_the_policy(svc: RunningService, bus: B
     await publish_inventory(bus, inventory("TEA", "WH-A", on_hand=100, reserved=60))
     await settled(svc, 3)
     [policy_signal] = await signals_of(svc, "ACME")  # continuous: raised on its own
+    [po] = (await svc.http.get("/purchase-orders", headers=COORD)).json()["items"]
+    assert (po["signal_id"], po["status"]) == (policy_signal["id"], "pending_approval")
     cancel = await svc.http.post(
-        f"/signals/{policy_signal['id']}/cancel", json={"reason": "ACME proposes"}, headers=COORD
+        f"/purchase-orders/{po['id']}/cancel", json={"reason": "ACME proposes"}, headers=COORD
     )
     assert cancel.status_code == 200, cancel.text
 
@@ -149,7 +151,7 @@ async def test_a_supplier_proposes_within_the_policy(svc: RunningService, bus: B
     signal = made.json()
     assert (signal["origin"], signal["status"], signal["quantity"], signal["note"]) == (
         "supplier",
-        "open",
+        "ordered",
         24,
         "truck has room",
     )
@@ -157,6 +159,10 @@ async def test_a_supplier_proposes_within_the_policy(svc: RunningService, bus: B
     replay = await svc.http.post("/suppliers/ACME/proposals", json=body, headers=headers)
     assert (replay.status_code, replay.json()["id"]) == (201, signal["id"])
     assert replay.headers["Idempotent-Replayed"] == "true"
-    second = await _propose(svc, ACME, quantity=12)
-    assert (second.status_code, second.json()["code"]) == (409, "signal_open")
-    assert [s["id"] for s in await signals_of(svc, "ACME", status="open")] == [signal["id"]]
+    # Its PO (24, waiting for approval) is on order now: position 64, at most 17 -> 24 more.
+    second = await _propose(svc, ACME, quantity=25)
+    assert (second.status_code, second.json()["code"]) == (422, "quantity_exceeds_policy")
+    assert [s["id"] for s in await signals_of(svc, "ACME", status="ordered")] == [
+        signal["id"],
+        policy_signal["id"],
+    ]

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.steps import parse_instant, permanent_problem
 
 with workflow.unsafe.imports_passed_through():
     from services.common.statuses import (
@@ -67,19 +69,6 @@ class _Attention(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def _problem(exc: BaseException) -> ApplicationError | None:
-    """The non-retryable service answer behind a failed activity, if that is what it is."""
-    if isinstance(exc, ActivityError):
-        exc = exc.cause or exc
-    if isinstance(exc, ApplicationError) and exc.non_retryable:
-        return exc
-    return None
-
-
-def _parse(at: str) -> datetime:
-    return datetime.fromisoformat(at.replace("Z", "+00:00"))
 
 
 @workflow.defn(name=ReturnWorkflow.NAME)
@@ -168,7 +157,7 @@ class ReturnRun:
                 if isinstance(exc, _Attention):
                     reason, detail = exc.reason, exc.detail
                 else:
-                    problem = _problem(exc)
+                    problem = permanent_problem(exc)
                     if problem is None:
                         raise
                     if problem.type == "invalid_transition":
@@ -185,7 +174,7 @@ class ReturnRun:
             return None
         if ret.receipt_deadline is None:
             return None
-        return _parse(ret.receipt_deadline) - workflow.now()
+        return parse_instant(ret.receipt_deadline) - workflow.now()
 
     async def _advance(self, ret: ReturnState) -> None:
         """The one step the return's status calls for, or a wait for someone else's."""
@@ -246,7 +235,7 @@ class ReturnRun:
         try:
             await self._act(ReturnActivities.expire, ReturnStep(return_id=ret.id))
         except (ActivityError, ApplicationError) as exc:
-            problem = _problem(exc)
+            problem = permanent_problem(exc)
             if problem is None or problem.type != "already_received":
                 raise
             # The parcel arrived as the deadline passed: the next turn goes on with it.

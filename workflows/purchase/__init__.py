@@ -1,0 +1,1 @@
+"""The purchase order workflow (`po-{id}`)."""

@@ -1,0 +1,1 @@
+"""The periodic replenishment review, run by a Temporal schedule."""
