@@ -521,6 +521,10 @@ async def recall_lot(api: Api, sku: str, out: Callable[[str], None]) -> dict[str
             f"  [recall] consignee {c['customer_id']} order {c['order_id']}: "
             f"{c['quantity_shipped']} shipped, recall return {c['return_id']}"
         )
+    if not page["items"]:  # every mug parcel went back to the warehouse
+        out("  [recall] no consignee: no customer kept goods of the lot")
+        report: dict[str, Any] = await api.call("returns", "GET", f"/recalls/{rid}/report")
+        return report
     first = page["items"][0]
     await api.call(
         "returns",

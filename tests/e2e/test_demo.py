@@ -53,7 +53,16 @@ async def test_demo_orders_reach_the_end_with_their_story(world: World, smtp: Sm
         assert re.search(r"\[return\] [A-Z0-9-]+ back on the shelf", story), story
     if "1 x GRINDER-BURR" in story:  # the grinder, unless its parcel went back
         assert "[return] refund: 116.10 EUR (restocking fee 12.90); closed" in story
-    assert "[recall] report: 2/2 notified" in story
+    # Every customer who kept a mug of the lot: the carrier sends a few parcels back.
+    kept = {
+        result["order_id"]
+        for result in (one, split)
+        for shipment in result["shipments"]
+        if shipment["status"] == "delivered"
+        and any(lot["sku"] == "MUG-CERAMIC" for lot in shipment["lots"])
+    }
+    if kept:
+        assert f"[recall] report: {len(kept)}/{len(kept)} notified" in story, story
     # The backorder was filled by the supplier: signalled on its subject, acknowledged,
     # shipped and received; the PO closed and counted on the scorecard.
     assert re.search(

@@ -222,6 +222,7 @@ async def test_receipt_books_stock_with_ledger_row_and_event(stack: Stack, bus: 
         "available": 40,
         "reason": "receipt",
         "backordered": 0,
+        "receipts": [],  # no purchase order named
     }
     assert two["data"]["on_hand"] == 42
     assert [m["quantity"] for m in await movements(order, sku="RICE-1KG")] == [2, 40]
@@ -495,6 +496,7 @@ async def test_hold_quarantines_the_lot_everywhere(stack: Stack, bus: Bus) -> No
         "available": 0,
         "reason": "hold",
         "backordered": 0,
+        "receipts": [],
     }
     await ledger_matches_balances(order)
 
