@@ -9,9 +9,12 @@ signalled, acknowledges and ships a purchase order, and a coordinator receives i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,11 +22,13 @@ from typing import Any
 import httpx
 import nats
 
+from cli.webhook_receiver import WebhookReceiver
 from services.common.auth import Role, issue_token
 from services.common.envelope import Envelope
 from services.common.settings import SharedSettings
 from services.common.statuses import SHIPMENT_FINAL
 from services.supplier.signals import supplier_subject
+from services.supplier.webhooks import verify_signature
 
 WAREHOUSES: list[dict[str, Any]] = [
     {"id": "WH-NORTH", "name": "Hamburg distribution centre", "country": "DE"},
@@ -342,13 +347,14 @@ async def run_demo(api: Api, out: Callable[[str], None] = print) -> list[dict[st
     jane_c = await api.call("customer", "GET", f"/customers/{jane}")
     one = await place(api, acme, ship_to(acme_c), [("COFFEE-1KG", 2), ("MUG-CERAMIC", 1)])
     split = await place(api, jane, ship_to(jane_c), [("MUG-CERAMIC", 1), ("GRINDER-BURR", 1)])
-    back = await place(api, acme, ship_to(acme_c), [("FILTER-PAPER", 5)])
-    out(f"placed {one['id']} (one warehouse), {split['id']} (split), {back['id']} (backorder)")
-    results = await asyncio.gather(
-        follow(api, one["id"], "one", out),
-        follow(api, split["id"], "split", out),
-        _backorder_then_replenish(api, back["id"], out),
-    )
+    async with supplier_webhook(api, SUPPLIER["id"]) as hook:
+        back = await place(api, acme, ship_to(acme_c), [("FILTER-PAPER", 5)])
+        out(f"placed {one['id']} (one warehouse), {split['id']} (split), {back['id']} (backorder)")
+        results = await asyncio.gather(
+            follow(api, one["id"], "one", out),
+            follow(api, split["id"], "split", out),
+            _backorder_then_replenish(api, back["id"], hook, out),
+        )
     for result in results:
         shipments = ", ".join(
             f"{s['warehouse_id']}:{s['tracking_number']}={s['status']}" for s in result["shipments"]
@@ -553,8 +559,49 @@ async def recall_lot(api: Api, sku: str, out: Callable[[str], None]) -> dict[str
     return report
 
 
+@dataclass
+class SupplierHook:
+    """The supplier's webhook for the demo's run: where it listens and its secret."""
+
+    receiver: WebhookReceiver
+    secret: str
+
+
+@asynccontextmanager
+async def supplier_webhook(api: Api, supplier_id: str) -> AsyncIterator[SupplierHook]:
+    """Play the supplier's end of the webhook for the demo's run: a local receiver becomes
+    the supplier's URL with a fresh secret, and the URL is cleared again afterwards."""
+    receiver = await WebhookReceiver().start()
+    try:
+        await api.call(
+            "supplier", "PATCH", f"/suppliers/{supplier_id}", {"webhook_url": receiver.url}
+        )
+        rotated = await api.call("supplier", "POST", f"/suppliers/{supplier_id}/webhook-secret")
+        yield SupplierHook(receiver, rotated["webhook_secret"])
+    finally:
+        with contextlib.suppress(Exception):
+            await api.call("supplier", "PATCH", f"/suppliers/{supplier_id}", {"webhook_url": None})
+        await receiver.stop()
+
+
+async def _webhook_seen(hook: SupplierHook, signal_id: str) -> str:
+    """The delivery of the signal at the supplier's webhook, its signature checked."""
+
+    async def delivered() -> str | None:
+        for request in hook.receiver.requests:
+            envelope = json.loads(request.body)
+            if envelope.get("data", {}).get("signal_id") == signal_id:
+                header = request.headers.get("waybill-signature", "")
+                ok = verify_signature(hook.secret, header, request.body, time.time())
+                return f"POST {request.path}, signature {'verified' if ok else 'WRONG'}"
+        return None
+
+    found: str = await _until("the signal at the supplier's webhook", delivered)
+    return found
+
+
 async def _backorder_then_replenish(
-    api: Api, order_id: str, out: Callable[[str], None]
+    api: Api, order_id: str, hook: SupplierHook, out: Callable[[str], None]
 ) -> dict[str, Any]:
     """The backordered order waits; its stock comes from the supplier (`replenish`);
     then it moves on to delivery, and the supplier's scorecard counts the PO."""
@@ -563,7 +610,7 @@ async def _backorder_then_replenish(
         out("  [replenish] skipped: the filter papers were in stock")
         return waiting
     sku, warehouse_id, _ = POLICY
-    await replenish(api, sku, warehouse_id, out)
+    await replenish(api, sku, warehouse_id, hook, out)
     done = await follow(api, order_id, "backorder", out, shown=len(waiting["timeline"]))
     card = await api.call("supplier", "GET", f"/suppliers/{SUPPLIER['id']}/scorecard")
     out(
@@ -586,7 +633,7 @@ def _hours(hours: float | None) -> str:
 
 
 async def replenish(
-    api: Api, sku: str, warehouse_id: str, out: Callable[[str], None]
+    api: Api, sku: str, warehouse_id: str, hook: SupplierHook, out: Callable[[str], None]
 ) -> dict[str, Any]:
     """The backorder drew the pair's position below its reorder point: the supplier
     service raised a signal and, within the auto-approve limit, a PO. The supplier sees
@@ -611,6 +658,7 @@ async def replenish(
         f"{signal['position']} (backordered {signal['backordered']}) below reorder point "
         f"{signal['reorder_point']}: {signal['quantity']} by {signal['need_by']}"
     )
+    out(f"  [replenish] {sid}'s webhook got it: {await _webhook_seen(hook, po['signal_id'])}")
     if po["status"] == "pending_approval":
         po = await api.call("supplier", "POST", f"/purchase-orders/{po['id']}/approve")
         out(f"  [replenish] PO {po['id']} approved by a coordinator")

@@ -70,6 +70,9 @@ async def test_demo_orders_reach_the_end_with_their_story(world: World, smtp: Sm
         r"FILTER-PAPER@WH-SOUTH position -5 \(backordered 5\) below reorder point 10: 25 by",
         story,
     ), story
+    assert (
+        "[replenish] PAPERWORKS's webhook got it: POST /hooks/waybill, signature verified" in story
+    )
     assert "[replenish] PAPERWORKS acknowledges 25 for" in story
     assert re.search(r"\[replenish\] PAPERWORKS ships lot PW-[0-9A-F]{6} \(ASN\)", story)
     assert re.search(r"closed by its workflow: received 25 of 25, shortfall 0", story)

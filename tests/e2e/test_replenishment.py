@@ -19,13 +19,13 @@ import nats
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from cli.webhook_receiver import WebhookReceiver as Receiver
 from services.common.envelope import Envelope
 from services.common.workflow_names import PurchaseOrderWorkflow
 from services.supplier.signals import supplier_subject
 from services.supplier.webhooks import verify_signature
 from tests.e2e.conftest import World
 from tests.harness import auth, eventually
-from tests.supplier.helpers import Receiver
 
 pytestmark = pytest.mark.settings(
     shipment={"simulator_enabled": False},

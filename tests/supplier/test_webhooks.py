@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cli.webhook_receiver import WebhookReceiver as Receiver
 from services.common.bus import Bus
 from services.supplier.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, sign, verify_signature
 from tests.harness import RunningService, Stack, eventually
 from tests.supplier.helpers import (
     COORD,
-    Receiver,
     inventory,
     publish_confirmed,
     publish_inventory,
