@@ -254,7 +254,10 @@ def _seed(var: Path, secret: str, endpoints: dict[str, Any]) -> bool:
     except Exception as exc:
         print(f"waybill: seeding demo data failed: {exc}")
         return False
-    print(f"  demo data: {len(customers)} customers, 4 SKUs, 2 warehouses  (./waybill demo)")
+    print(
+        f"  demo data: {len(customers)} customers, 4 SKUs, 2 warehouses, 1 supplier  "
+        "(./waybill demo)"
+    )
     return True
 
 
