@@ -9,6 +9,7 @@ signature the way a supplier would (`services.supplier.webhooks.verify_signature
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from services.common.envelope import Envelope
 from services.common.workflow_names import PurchaseOrderWorkflow
 from services.supplier.signals import supplier_subject
 from services.supplier.webhooks import verify_signature
-from tests.e2e.conftest import World
+from tests.e2e.conftest import HISTORIES, World
 from tests.harness import auth, eventually
 
 pytestmark = pytest.mark.settings(
@@ -194,6 +195,9 @@ async def test_a_backorder_is_replenished_by_the_supplier_and_delivered(
         key=f"receipt-{po['id']}",
     )
     assert await handle.result() == "closed"
+    if os.environ.get("WAYBILL_RECORD_HISTORIES"):  # for tests/workflows/test_replay.py
+        history = await handle.fetch_history()
+        (HISTORIES / "po_acknowledged_shipped_received.json").write_text(history.to_json())
     closed = await api.call("supplier", "GET", f"/purchase-orders/{po['id']}")
     assert (closed["status"], closed["quantity_received"], closed["shortfall"]) == (
         "closed",

@@ -1,4 +1,5 @@
-"""Recorded order workflow histories still replay against the current workflow code.
+"""Recorded workflow histories (orders, recalls, purchase orders) still replay against
+the current workflow code.
 
 A workflow that is running when a new version of the worker is deployed continues on
 the new code by replaying its history. A change that makes that replay take another
@@ -18,6 +19,7 @@ from temporalio.worker import Replayer
 
 from services.common.temporal import interceptors
 from workflows.order.workflow import OrderToDelivery
+from workflows.purchase.workflow import PurchaseOrderRun
 from workflows.recall.workflow import Recall
 
 HISTORIES = {
@@ -71,6 +73,28 @@ async def test_recall_history_replays(name: str) -> None:
     history = WorkflowHistory.from_json(name, RECALL_HISTORIES[name])
     replayer = Replayer(
         workflows=[Recall], data_converter=pydantic_data_converter, interceptors=interceptors()
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+PO_HISTORIES = {
+    path.stem: path.read_text()
+    for path in sorted((Path(__file__).parent / "histories").glob("po_*.json"))
+}
+
+
+def test_the_purchase_order_scenarios_are_recorded() -> None:
+    assert {"po_acknowledged_shipped_received"} <= set(PO_HISTORIES)
+
+
+@pytest.mark.parametrize("name", sorted(PO_HISTORIES))
+async def test_purchase_order_history_replays(name: str) -> None:
+    history = WorkflowHistory.from_json(name, PO_HISTORIES[name])
+    replayer = Replayer(
+        workflows=[PurchaseOrderRun],
+        data_converter=pydantic_data_converter,
+        interceptors=interceptors(),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
